@@ -1,0 +1,69 @@
+/* auth.h — bearer tokens, their hashes, and who is calling.
+ *
+ * A token is "imp_" + 43 characters of base64url (32 random bytes). Only its BLAKE2b-256
+ * digest is stored; the token id is "tok_" + the first 24 hex digits of that digest, so a
+ * presented token finds its record without any index. Verified tokens are cached for
+ * auth_cache_ttl (a revocation reaches other daemons within that delay, this one at once),
+ * and the cache entry carries the token's rate-limit bucket. */
+#ifndef IMPACTD_AUTH_H
+#define IMPACTD_AUTH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dict.h"
+#include "ids.h"
+
+#define TOKEN_LEN 48        /* "imp_" + 43 + NUL, rounded */
+#define TOKEN_HASH_HEX 65
+#define WEBHOOK_SECRET_LEN 56   /* "whsec_" + base64 of 32 bytes + NUL, rounded */
+
+struct server;
+struct req;
+
+struct principal {
+    char participant_id[ID_MAX_LEN];
+    char token_id[ID_MAX_LEN];
+    unsigned role;              /* one enum role bit */
+    json_t *regions;            /* owned; ministry scope, NULL = whole country */
+    bool bootstrap;             /* the IMPACTD_ADMIN_TOKEN operator */
+};
+
+struct auth {
+    struct dict cache;          /* token id -> struct auth_entry * (owned) */
+    struct event *sweep_timer;
+};
+
+enum auth_result {
+    AUTH_OK = 0,
+    AUTH_MISSING,       /* 401: no or malformed Authorization header */
+    AUTH_UNKNOWN,       /* 401: no such token */
+    AUTH_RATE_LIMITED,  /* 429 */
+    AUTH_STORE_DOWN,    /* 503 */
+};
+
+/* Called once with the outcome; on AUTH_OK, r->who is filled. retry_after_s for 429/503. */
+typedef void (*auth_done_cb)(struct req *r, enum auth_result result, int retry_after_s);
+
+int auth_init(struct auth *a, struct server *srv) __attribute__((warn_unused_result));
+void auth_free(struct auth *a);
+void auth_authenticate(struct req *r, const char *authorization, auth_done_cb done);
+/* Drops a token from this process's cache (after revocation). */
+void auth_forget(struct auth *a, const char *token_id);
+
+/* Token primitives (unit-tested). */
+void auth_token_new(char token[TOKEN_LEN]);
+int auth_token_hash(const char *token, char hex[TOKEN_HASH_HEX]) __attribute__((warn_unused_result));
+void auth_token_id(const char hex[TOKEN_HASH_HEX], char id[ID_MAX_LEN]);
+bool auth_token_wellformed(const char *token);
+void auth_webhook_secret_new(char secret[WEBHOOK_SECRET_LEN]);
+/* Extracts the token from "Bearer <token>" (scheme case-insensitive); NULL when malformed. */
+const char *auth_bearer(const char *authorization);
+void principal_clear(struct principal *p);
+
+/* Token bucket: `rate` per second, burst `rate`. Returns 0 when allowed, else seconds to wait. */
+struct bucket { double tokens; int64_t at_us; };
+int auth_bucket_take(struct bucket *b, int64_t rate, int64_t now_us);
+
+#endif

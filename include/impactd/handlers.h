@@ -1,0 +1,28 @@
+/* handlers.h — the request handlers the route table points at, grouped by the module that
+ * implements them. A handler answers exactly once through http_reply_*. */
+#ifndef IMPACTD_HANDLERS_H
+#define IMPACTD_HANDLERS_H
+
+struct req;
+
+/* ops.c */
+void ops_healthz(struct req *r);
+void ops_readyz(struct req *r);
+void ops_metrics(struct req *r);
+void ops_openapi(struct req *r);
+
+/* catalog_api.c */
+void catalog_list_products(struct req *r);
+void catalog_get_product(struct req *r);
+void catalog_list_regions(struct req *r);
+void catalog_get_region(struct req *r);
+
+/* participants.c */
+void participants_create(struct req *r);
+void participants_get(struct req *r);
+void participants_patch(struct req *r);
+void participants_me(struct req *r);
+void participants_issue_token(struct req *r);
+void participants_revoke_token(struct req *r);
+
+#endif

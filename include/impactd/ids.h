@@ -1,0 +1,19 @@
+/* ids.h — opaque, time-ordered identifiers with a type prefix ("prt_", "tok_", ...).
+ *
+ * An id is the prefix and 26 characters of Crockford base32 (lower case): 48 bits of
+ * milliseconds then 80 random bits from libsodium, so ids sort by creation time. */
+#ifndef IMPACTD_IDS_H
+#define IMPACTD_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ID_MAX_LEN 40
+
+void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN]);
+
+/* True when s is prefix followed by 1-32 characters of [0-9a-z]. */
+bool id_valid(const char *s, const char *prefix);
+
+#endif

@@ -1,0 +1,284 @@
+/* auth.c — bearer tokens: creation, hashing, lookup with a short cache, rate limiting.
+ *
+ * Owns the per-process token cache (token id → verified record + rate-limit bucket). A
+ * token is checked against Redis at most once per auth_cache_ttl; the bucket lives as long
+ * as the entry, which the sweep drops after a minute unused. The bootstrap admin token of
+ * the config is compared in constant time and never touches Redis. */
+#include "impactd/auth.h"
+
+#include <event2/event.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "impactd/http.h"
+#include "impactd/keys.h"
+#include "impactd/log.h"
+#include "impactd/router.h"
+#include "impactd/server.h"
+#include "impactd/timeutil.h"
+
+#define TOKEN_PREFIX "imp_"
+#define TOKEN_RANDOM_BYTES 32
+#define TOKEN_ID_HEX 24
+#define ENTRY_IDLE_US (60LL * 1000000)
+#define SWEEP_EVERY_S 10
+
+struct auth_entry {
+    char hash[TOKEN_HASH_HEX];
+    char participant[ID_MAX_LEN];
+    unsigned role;
+    json_t *regions;            /* owned */
+    int64_t verified_us;
+    int64_t used_us;
+    struct bucket bucket;
+};
+
+static void entry_free(void *v)
+{
+    struct auth_entry *e = v;
+    if (e)
+        json_decref(e->regions);
+    free(e);
+}
+
+/* ---- primitives ---- */
+
+void auth_token_new(char token[TOKEN_LEN])
+{
+    unsigned char raw[TOKEN_RANDOM_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, TOKEN_PREFIX, 4);
+    sodium_bin2base64(token + 4, TOKEN_LEN - 4, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+}
+
+bool auth_token_wellformed(const char *token)
+{
+    if (strncmp(token, TOKEN_PREFIX, 4) != 0 || strlen(token) != 4 + 43)
+        return false;
+    for (const char *p = token + 4; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int auth_token_hash(const char *token, char hex[TOKEN_HASH_HEX])
+{
+    unsigned char d[32];
+    if (crypto_generichash(d, sizeof d, (const unsigned char *)token, strlen(token), NULL, 0))
+        return -1;
+    sodium_bin2hex(hex, TOKEN_HASH_HEX, d, sizeof d);
+    return 0;
+}
+
+void auth_token_id(const char hex[TOKEN_HASH_HEX], char id[ID_MAX_LEN])
+{
+    memcpy(id, "tok_", 4);
+    memcpy(id + 4, hex, TOKEN_ID_HEX);
+    id[4 + TOKEN_ID_HEX] = '\0';
+}
+
+void auth_webhook_secret_new(char secret[WEBHOOK_SECRET_LEN])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(secret, "whsec_", 6);
+    sodium_bin2base64(secret + 6, WEBHOOK_SECRET_LEN - 6, raw, sizeof raw,
+                      sodium_base64_VARIANT_ORIGINAL);
+    sodium_memzero(raw, sizeof raw);
+}
+
+const char *auth_bearer(const char *authorization)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
+    if (!*t || strlen(t) >= 256 || strchr(t, ' '))
+        return NULL;
+    return t;
+}
+
+void principal_clear(struct principal *p)
+{
+    json_decref(p->regions);
+    memset(p, 0, sizeof *p);
+}
+
+int auth_bucket_take(struct bucket *b, int64_t rate, int64_t now_us)
+{
+    if (rate <= 0)
+        return 0;
+    if (b->at_us == 0) {
+        b->tokens = (double)rate;
+    } else {
+        b->tokens += (double)(now_us - b->at_us) / 1e6 * (double)rate;
+        if (b->tokens > (double)rate)
+            b->tokens = (double)rate;
+    }
+    b->at_us = now_us;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    double wait = (1.0 - b->tokens) / (double)rate;
+    int s = (int)wait + 1;
+    return s < 1 ? 1 : s;
+}
+
+/* ---- cache ---- */
+
+static int sweep_one(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct auth_entry *e = value;
+    if (*(int64_t *)arg - e->used_us > ENTRY_IDLE_US) {
+        entry_free(e);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct auth *a = arg;
+    int64_t now = time_mono_us();
+    dict_sweep(&a->cache, sweep_one, &now);
+}
+
+int auth_init(struct auth *a, struct server *srv)
+{
+    memset(a, 0, sizeof *a);
+    if (dict_init(&a->cache) != 0)
+        return -1;
+    a->sweep_timer = event_new(srv->base, -1, EV_PERSIST, on_sweep, a);
+    struct timeval tv = { SWEEP_EVERY_S, 0 };
+    if (!a->sweep_timer || event_add(a->sweep_timer, &tv) != 0)
+        return -1;
+    return 0;
+}
+
+void auth_free(struct auth *a)
+{
+    if (a->sweep_timer)
+        event_free(a->sweep_timer);
+    a->sweep_timer = NULL;
+    dict_free(&a->cache, entry_free);
+}
+
+void auth_forget(struct auth *a, const char *token_id)
+{
+    entry_free(dict_del(&a->cache, token_id));
+}
+
+/* Admits the caller described by e: rate limit, then fills r->who. */
+static void auth_admit(struct req *r, struct auth_entry *e, const char *token_id,
+                       auth_done_cb done)
+{
+    int64_t now = time_mono_us();
+    e->used_us = now;
+    int wait = auth_bucket_take(&e->bucket, r->srv->cfg.rate_limit, now);
+    if (wait) {
+        done(r, AUTH_RATE_LIMITED, wait);
+        return;
+    }
+    snprintf(r->who.participant_id, sizeof r->who.participant_id, "%s", e->participant);
+    snprintf(r->who.token_id, sizeof r->who.token_id, "%s", token_id);
+    r->who.role = e->role;
+    r->who.regions = e->regions ? json_incref(e->regions) : NULL;
+    done(r, AUTH_OK, 0);
+}
+
+static void on_token_record(struct req *r, enum store_status st, redisReply *reply)
+{
+    auth_done_cb done = r->auth_done;
+    r->auth_done = NULL;
+    struct auth *a = &r->srv->auth;
+    const char *token = auth_bearer(http_header(r, "Authorization"));
+    char hash[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
+    if (!token || auth_token_hash(token, hash) != 0) {
+        done(r, AUTH_UNKNOWN, 0);
+        return;
+    }
+    auth_token_id(hash, tid);
+    if (st != STORE_OK || reply_is_error(reply, NULL)) {
+        if (st == STORE_OK)
+            log_error("msg=\"token lookup failed\" req=%s error=\"%s\"", r->id, reply->str);
+        done(r, AUTH_STORE_DOWN, 1);
+        return;
+    }
+    const char *stored = reply_hash_get(reply, "hash");
+    const char *prt = reply_hash_get(reply, "participant");
+    const char *role = reply_hash_get(reply, "role");
+    if (!stored || !prt || !role || sodium_memcmp(stored, hash, TOKEN_HASH_HEX - 1) != 0 ||
+        strlen(stored) != TOKEN_HASH_HEX - 1 || !role_parse(role)) {
+        auth_forget(a, tid);
+        done(r, AUTH_UNKNOWN, 0);
+        return;
+    }
+    struct auth_entry *e = dict_get(&a->cache, tid);
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e || dict_set(&a->cache, tid, e) != 0) {
+            free(e);
+            done(r, AUTH_STORE_DOWN, 1);
+            return;
+        }
+    }
+    memcpy(e->hash, hash, sizeof e->hash);
+    snprintf(e->participant, sizeof e->participant, "%s", prt);
+    e->role = role_parse(role);
+    json_decref(e->regions);
+    const char *regions = reply_hash_get(reply, "regions");
+    e->regions = regions && *regions ? json_loads(regions, 0, NULL) : NULL;
+    e->verified_us = time_mono_us();
+    auth_admit(r, e, tid, done);
+}
+
+void auth_authenticate(struct req *r, const char *authorization, auth_done_cb done)
+{
+    struct server *srv = r->srv;
+    const char *token = auth_bearer(authorization);
+    if (!token) {
+        done(r, AUTH_MISSING, 0);
+        return;
+    }
+    const char *boot = srv->cfg.admin_token;
+    size_t blen = strlen(boot);
+    if (blen && strlen(token) == blen && sodium_memcmp(token, boot, blen) == 0) {
+        snprintf(r->who.participant_id, sizeof r->who.participant_id, "prt_bootstrap");
+        snprintf(r->who.token_id, sizeof r->who.token_id, "tok_bootstrap");
+        r->who.role = ROLE_ADMIN;
+        r->who.bootstrap = true;
+        done(r, AUTH_OK, 0);
+        return;
+    }
+    char hash[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
+    if (!auth_token_wellformed(token) || auth_token_hash(token, hash) != 0) {
+        done(r, AUTH_UNKNOWN, 0);
+        return;
+    }
+    auth_token_id(hash, tid);
+    struct auth_entry *e = dict_get(&srv->auth.cache, tid);
+    int64_t ttl_us = srv->cfg.auth_cache_ttl_ms * 1000;
+    if (e && sodium_memcmp(e->hash, hash, TOKEN_HASH_HEX) == 0 &&
+        time_mono_us() - e->verified_us < ttl_us) {
+        auth_admit(r, e, tid, done);
+        return;
+    }
+    struct cmd c;
+    cmd_init(&c);
+    cmd_add(&c, "HGETALL");
+    store_key(&srv->store, &c, KEY_TOKEN, tid);
+    r->auth_done = done;
+    http_store_send(r, &c, on_token_record);
+}

@@ -1,0 +1,36 @@
+/* routes.c — the route table: the one place that says which roles may call what.
+ *
+ * Roles are enforced by http.c from this table before any handler runs; handlers check only
+ * ownership. ROLE_PUBLIC routes need no token. */
+#include "impactd/routes.h"
+
+#include "impactd/handlers.h"
+
+#define A ROLE_ADMIN
+#define ANY ROLE_ANY
+
+static const struct route ROUTES[] = {
+    /* operations */
+    { M_GET, "/healthz", ROLE_PUBLIC, 0, ops_healthz },
+    { M_GET, "/readyz", ROLE_PUBLIC, 0, ops_readyz },
+    { M_GET, "/metrics", ROLE_PUBLIC, 0, ops_metrics },
+    { M_GET, "/openapi.json", ROLE_PUBLIC, 0, ops_openapi },
+    /* catalogue */
+    { M_GET, "/v1/catalog/products", ROLE_PUBLIC, 0, catalog_list_products },
+    { M_GET, "/v1/catalog/products/{id}", ROLE_PUBLIC, 0, catalog_get_product },
+    { M_GET, "/v1/catalog/regions", ROLE_PUBLIC, 0, catalog_list_regions },
+    { M_GET, "/v1/catalog/regions/{code}", ROLE_PUBLIC, 0, catalog_get_region },
+    /* participants and tokens */
+    { M_GET, "/v1/me", ANY, 0, participants_me },
+    { M_POST, "/v1/participants", A, ROUTE_BODY, participants_create },
+    { M_GET, "/v1/participants/{id}", ANY, 0, participants_get },
+    { M_PATCH, "/v1/participants/{id}", ANY, ROUTE_BODY, participants_patch },
+    { M_POST, "/v1/participants/{id}/tokens", A, ROUTE_BODY_OPTIONAL, participants_issue_token },
+    { M_DELETE, "/v1/tokens/{token_id}", ANY, 0, participants_revoke_token },
+};
+
+const struct route *routes_table(size_t *n)
+{
+    *n = sizeof ROUTES / sizeof ROUTES[0];
+    return ROUTES;
+}
