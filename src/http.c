@@ -565,7 +565,7 @@ static int req_read_body(struct req *r)
         return -1;
     }
     json_error_t je;
-    r->body = json_loadb((const char *)r->raw_body, len, JSON_REJECT_DUPLICATES, &je);
+    r->body = json_loadb((const char *)r->raw_body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!r->body) {
         http_reply_problemf(r, 400, "malformed-json", "invalid JSON at line %d, column %d: %s",
                             je.line, je.column, je.text);

@@ -73,6 +73,25 @@ def _soft_checks():
                     + "\n  ".join(found[:30]), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _crash_guard():
+    """Attributes a crash of a shared (module-scoped) impactd to the test during which it died,
+    and respawns it before the next test so one crash does not fail the whole module."""
+    for d in LIVE_DAEMONS:
+        if d.shared and d.proc is not None and not d.alive() and not d.stopped_by_test:
+            d.respawn()
+    yield
+    dead = [d for d in LIVE_DAEMONS
+            if d.shared and d.proc is not None and not d.alive() and not d.stopped_by_test]
+    if dead:
+        msgs = []
+        for d in dead:
+            d.death_reported = True
+            msgs.append(f"shared impactd on port {d.port} died during this test with exit code "
+                        f"{d.proc.returncode}; log tail:\n{_log_tail(d.log(), 8000)}")
+        pytest.fail("\n\n".join(msgs), pytrace=False)
+
+
 class _Procs:
     """Owns the processes started for one scope and stops them at teardown."""
 
@@ -167,7 +186,9 @@ def module_redis(_module_procs) -> h.RedisServer:
 
 @pytest.fixture(scope="module")
 def module_daemon(_module_procs, module_redis) -> h.Daemon:
-    return _module_procs.daemon(module_redis)
+    d = _module_procs.daemon(module_redis)
+    d.shared = True
+    return d
 
 
 @pytest.fixture

@@ -382,6 +382,8 @@ class Daemon:
         self._watchdog: _Watchdog | None = None
         self.expect_clean_exit = True   # teardown: SIGTERM must give exit code 0
         self.stopped_by_test = False
+        self.death_reported = False     # a crash already failed a test: do not report it twice
+        self.shared = False             # module-scoped: respawned after a crash
         self.log_marks: dict[str, int] = {}
 
     # -- life cycle
@@ -404,6 +406,16 @@ class Daemon:
         if wait == "ready":
             self.wait_ready(seconds)
         return self
+
+    def respawn(self, seconds: float = 10.0) -> "Daemon":
+        """Starts the process again on the same port with the same settings (after a crash)."""
+        assert not self.alive()
+        self._cancel_watchdog()
+        with open(self.logfile, "ab") as f:
+            f.write(b"\n===== harness: respawning impactd after it died =====\n")
+        self.stopped_by_test = False
+        self.death_reported = False
+        return self.start("ready", seconds)
 
     def _get_status(self, path: str) -> int:
         if self.proc is not None and self.proc.poll() is not None:
@@ -482,7 +494,7 @@ class Daemon:
             return None
         if self.proc.poll() is not None:
             self._cancel_watchdog()
-            if self.stopped_by_test or not self.expect_clean_exit:
+            if self.stopped_by_test or self.death_reported or not self.expect_clean_exit:
                 return None
             return (f"impactd on port {self.port} died during the test with exit code "
                     f"{self.proc.returncode}" + (" (watchdog)" if self._watchdog and self._watchdog.fired else ""))

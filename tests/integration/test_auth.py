@@ -121,3 +121,9 @@ def test_public_routes_answer_without_token(module_daemon, path):
         pytest.skip("/v1/keys (signing keys) is not in src/openapi.json yet")
     r = h.api(module_daemon).get(path)
     assert r.status_code == 200, f"{path}: {r.status_code} {r.text[:300]}"
+
+
+def test_well_formed_but_unknown_token_is_401(module_daemon, make_participant):
+    _, token = make_participant("hospital")
+    tail = "".join("B" if c == "A" else "A" for c in token[-8:])
+    assert_problem(h.api(module_daemon, token[:-8] + tail).get("/v1/me"), 401)
