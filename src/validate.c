@@ -141,7 +141,7 @@ wrong_type:
     return 1;
 }
 
-int validate_object(const json_t *obj, const struct vfield *fields, size_t nfields,
+int validate_object(json_t *obj, const struct vfield *fields, size_t nfields,
                     const void *ctx, json_t *errors)
 {
     int faults = 0;
@@ -150,8 +150,8 @@ int validate_object(const json_t *obj, const struct vfield *fields, size_t nfiel
         return 1;
     }
     const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_t *v;
+    json_object_foreach(obj, key, v) {
         bool known = false;
         for (size_t i = 0; i < nfields && !known; i++)
             known = strcmp(fields[i].name, key) == 0;

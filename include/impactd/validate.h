@@ -34,7 +34,7 @@ struct vfield {
 };
 
 /* Returns the number of faults added to errors (0 when the body is valid). */
-int validate_object(const json_t *obj, const struct vfield *fields, size_t nfields,
+int validate_object(json_t *obj, const struct vfield *fields, size_t nfields,
                     const void *ctx, json_t *errors);
 
 /* Parses a decimal query parameter within bounds; NULL text gives `dflt`. */
