@@ -19,6 +19,19 @@ def c_array(name: str, data: bytes) -> str:
     return 'static const char %s[] __attribute__((unused)) = {\n    %s0x00\n};' % (name, body)
 
 
+def load_lua(path: str) -> bytes:
+    """A script's text, with the library its first line names (`-- requires: lib.lua`,
+    a file beside it) prepended: Redis scripts cannot include one another."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    first = data.split(b'\n', 1)[0].decode()
+    if first.startswith('-- requires: '):
+        lib = os.path.join(os.path.dirname(path), first[len('-- requires: '):].strip())
+        with open(lib, 'rb') as f:
+            data = f.read() + b'\n' + data
+    return data
+
+
 def main(argv):
     if argv[1] == '--lua':
         out_path, inputs = argv[2], argv[3:]
@@ -32,8 +45,7 @@ def main(argv):
                   'struct script_src { const char *name; const char *body; const char *sha; };']
         shas = []
         for n, p in zip(names, inputs):
-            with open(p, 'rb') as f:
-                data = f.read()
+            data = load_lua(p)
             shas.append(hashlib.sha1(data).hexdigest())
             parts.append(c_array('SCRIPT_BODY_%s' % n.upper(), data))
         parts.append('static const struct script_src SCRIPT_SRC[SCRIPT_COUNT_] __attribute__((unused)) = {')

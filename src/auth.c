@@ -29,6 +29,7 @@ struct auth_entry {
     char hash[TOKEN_HASH_HEX];
     char participant[ID_MAX_LEN];
     unsigned role;
+    char region[8];
     json_t *regions;            /* owned */
     int64_t verified_us;
     int64_t used_us;
@@ -194,6 +195,7 @@ static void auth_admit(struct req *r, struct auth_entry *e, const char *token_id
     snprintf(r->who.participant_id, sizeof r->who.participant_id, "%s", e->participant);
     snprintf(r->who.token_id, sizeof r->who.token_id, "%s", token_id);
     r->who.role = e->role;
+    memcpy(r->who.region, e->region, sizeof r->who.region);
     r->who.regions = e->regions ? json_incref(e->regions) : NULL;
     done(r, AUTH_OK, 0);
 }
@@ -237,6 +239,8 @@ static void on_token_record(struct req *r, enum store_status st, redisReply *rep
     memcpy(e->hash, hash, sizeof e->hash);
     snprintf(e->participant, sizeof e->participant, "%s", prt);
     e->role = role_parse(role);
+    const char *region = reply_hash_get(reply, "region");
+    snprintf(e->region, sizeof e->region, "%s", region ? region : "");
     json_decref(e->regions);
     const char *regions = reply_hash_get(reply, "regions");
     e->regions = regions && *regions ? json_loads(regions, 0, NULL) : NULL;

@@ -7,7 +7,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,60 @@ static json_t *load_array(const char *text, const char *name, const char *key, j
         return NULL;
     }
     return arr;
+}
+
+/* A market's code: 4 base32 characters of BLAKE2b(market id), stable across restarts and
+ * catalogue reorderings. Two markets with one code stop start-up. */
+static void market_code(const char *id, char code[MARKET_CODE_LEN + 1])
+{
+    static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char d[8];
+    crypto_generichash(d, sizeof d, (const unsigned char *)id, strlen(id), NULL, 0);
+    uint32_t v = (uint32_t)d[0] << 16 | (uint32_t)d[1] << 8 | d[2];
+    for (int i = 0; i < MARKET_CODE_LEN; i++)
+        code[i] = B32[(v >> (5 * i)) & 31];
+    code[MARKET_CODE_LEN] = '\0';
+}
+
+static int catalog_build_markets(struct catalog *cat, const char *name, char *err, size_t errlen)
+{
+    cat->markets = calloc(cat->nproducts, sizeof *cat->markets);
+    if (!cat->markets)
+        return cat_fail(err, errlen, "%s: out of memory", name);
+    for (size_t i = 0; i < cat->nproducts; i++) {
+        struct product *p = &cat->products[i];
+        const char *mid = p->category == CAT_CAPACITY ? p->serves : p->id;
+        size_t k = 0;
+        while (k < cat->nmarkets && strcmp(cat->markets[k].id, mid) != 0)
+            k++;
+        if (k == cat->nmarkets) {
+            struct market *m = &cat->markets[cat->nmarkets++];
+            m->id = catalog_product(cat, mid)->id;
+            market_code(m->id, m->code);
+            for (size_t j = 0; j + 1 < cat->nmarkets; j++)
+                if (strcmp(cat->markets[j].code, m->code) == 0)
+                    return cat_fail(err, errlen, "%s: products \"%s\" and \"%s\" hash to the same "
+                                    "market code; rename one", name, cat->markets[j].id, m->id);
+        }
+        p->market = k;
+    }
+    return 0;
+}
+
+const struct market *catalog_market_of_id(const struct catalog *cat, const char *id)
+{
+    size_t n = strlen(id);
+    if (n < MARKET_CODE_LEN)
+        return NULL;
+    for (size_t i = 0; i < cat->nmarkets; i++)
+        if (memcmp(cat->markets[i].code, id + n - MARKET_CODE_LEN, MARKET_CODE_LEN) == 0)
+            return &cat->markets[i];
+    return NULL;
+}
+
+size_t catalog_market_index(const struct catalog *cat, const struct market *m)
+{
+    return (size_t)(m - cat->markets);
 }
 
 int catalog_load_products(struct catalog *cat, const char *text, const char *name, char *err,
@@ -157,10 +213,31 @@ int catalog_load_products(struct catalog *cat, const char *text, const char *nam
             goto out;
         }
     }
+    if (catalog_build_markets(cat, name, err, errlen) != 0)
+        goto out;
     rc = 0;
 out:
     json_decref(root);
     return rc;
+}
+
+/* "11=24.27.28;24=11;...;94=": the neighbour relation, as the market scripts read it. */
+static int catalog_build_graph(struct catalog *cat)
+{
+    size_t cap = cat->nregions * (4 + 3 * CATALOG_MAX_NEIGHBOURS) + 1;
+    char *g = malloc(cap);
+    if (!g)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < cat->nregions; i++) {
+        const struct region *r = &cat->regions[i];
+        k += (size_t)snprintf(g + k, cap - k, "%s%s=", i ? ";" : "", r->code);
+        for (size_t j = 0; j < r->nneighbours; j++)
+            k += (size_t)snprintf(g + k, cap - k, "%s%s", j ? "." : "", r->neighbours[j]);
+    }
+    free(cat->region_graph);
+    cat->region_graph = g;
+    return 0;
 }
 
 int catalog_load_regions(struct catalog *cat, const char *text, const char *name, char *err,
@@ -246,6 +323,10 @@ int catalog_load_regions(struct catalog *cat, const char *text, const char *name
             }
         }
     }
+    if (catalog_build_graph(cat) != 0) {
+        cat_fail(err, errlen, "%s: out of memory", name);
+        goto out;
+    }
     rc = 0;
 out:
     json_decref(root);
@@ -321,6 +402,8 @@ void catalog_free(struct catalog *cat)
 {
     free(cat->products);
     free(cat->regions);
+    free(cat->markets);
+    free(cat->region_graph);
     json_decref(cat->products_json);
     json_decref(cat->regions_json);
     memset(cat, 0, sizeof *cat);

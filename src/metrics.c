@@ -140,6 +140,10 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
     rc |= evbuffer_add_printf(out, "impactd_http_rate_limited_total %llu\n",
                               (unsigned long long)m->rate_limited) < 0;
 
+    rc |= family(out, "impactd_matches_total", "counter",
+                 "Allocations made by matching (from posts, changes, declines and lapses).");
+    rc |= evbuffer_add_printf(out, "impactd_matches_total %llu\n",
+                              (unsigned long long)m->allocations_made) < 0;
     rc |= family(out, "impactd_store_roundtrip_seconds", "histogram",
                  "Time from sending a Redis command to its reply.");
     rc |= render_histogram(out, "impactd_store_roundtrip_seconds", "", &m->store_latency);

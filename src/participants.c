@@ -15,6 +15,7 @@
 
 #include "impactd/auth.h"
 #include "impactd/catalog.h"
+#include "impactd/checks.h"
 #include "impactd/handlers.h"
 #include "impactd/http.h"
 #include "impactd/json_util.h"
@@ -30,24 +31,6 @@
 static const char *const ROLE_VALUES[] = { "manufacturer", "hospital", "ministry", "admin", NULL };
 
 /* ---- validation ---- */
-
-static const char *check_region(const json_t *v, const void *ctx)
-{
-    const struct server *srv = ctx;
-    return catalog_region(&srv->catalog, json_string_value(v))
-               ? NULL : "is not a region code of the catalogue (see /v1/catalog/regions)";
-}
-
-static const char *check_regions(const json_t *v, const void *ctx)
-{
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item) {
-        if (check_region(item, ctx))
-            return "must hold only region codes of the catalogue (see /v1/catalog/regions)";
-    }
-    return NULL;
-}
 
 static bool host_is_private(const char *host)
 {
@@ -249,7 +232,8 @@ static void on_token_written(struct req *r, enum store_status st, redisReply *re
 
 /* Creates a token for the participant in r->ctx and writes its record; the answer gets
  * "token_id" and "token". */
-static void token_issue(struct req *r, const char *role, const char *regions_text, int64_t now)
+static void token_issue(struct req *r, const char *role, const char *region,
+                        const char *regions_text, int64_t now)
 {
     struct token_job *j = r->ctx;
     char token[TOKEN_LEN], hash[TOKEN_HASH_HEX];
@@ -272,6 +256,8 @@ static void token_issue(struct req *r, const char *role, const char *regions_tex
     cmd_add(&c, j->participant);
     cmd_add(&c, "role");
     cmd_add(&c, role);
+    cmd_add(&c, "region");
+    cmd_add(&c, region ? region : "");
     cmd_add(&c, "regions");
     cmd_add(&c, regions_text ? regions_text : "");
     cmd_add(&c, "created_at");
@@ -308,8 +294,8 @@ static void on_participant_written(struct req *r, enum store_status st, redisRep
     json_t *rg = json_object_get(p, "regions");
     if (json_is_array(rg))
         regions = regions_text = json_dump_compact(rg);
-    token_issue(r, json_string_value(json_object_get(p, "role")), regions,
-                time_now_ms());
+    token_issue(r, json_string_value(json_object_get(p, "role")),
+                json_string_value(json_object_get(p, "region")), regions, time_now_ms());
     free(regions_text);
 }
 
@@ -471,7 +457,7 @@ static void on_owner_found(struct req *r, enum store_status st, redisReply *repl
     int64_t now = time_now_ms();
     json_object_set_new(j->answer, "participant_id", json_string(j->participant));
     json_set_time(j->answer, "created_at", now);
-    token_issue(r, role, reply_hash_get(reply, "regions"), now);
+    token_issue(r, role, reply_hash_get(reply, "region"), reply_hash_get(reply, "regions"), now);
 }
 
 void participants_issue_token(struct req *r)

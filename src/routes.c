@@ -8,6 +8,9 @@
 
 #define A ROLE_ADMIN
 #define ANY ROLE_ANY
+#define MF ROLE_MANUFACTURER
+#define PARTY (ROLE_MANUFACTURER | ROLE_HOSPITAL)
+#define READ (ROLE_MINISTRY | ROLE_ADMIN)
 
 static const struct route ROUTES[] = {
     /* operations */
@@ -27,6 +30,25 @@ static const struct route ROUTES[] = {
     { M_PATCH, "/v1/participants/{id}", ANY, ROUTE_BODY, participants_patch },
     { M_POST, "/v1/participants/{id}/tokens", A, ROUTE_BODY_OPTIONAL, participants_issue_token },
     { M_DELETE, "/v1/tokens/{token_id}", ANY, 0, participants_revoke_token },
+    /* offers: manufacturers post and change their own; ministry and admin read */
+    { M_POST, "/v1/offers", MF, ROUTE_BODY, offers_create },
+    { M_GET, "/v1/offers", MF | READ, 0, offers_list },
+    { M_GET, "/v1/offers/{id}", MF | READ, 0, offers_get },
+    { M_PATCH, "/v1/offers/{id}", MF, ROUTE_BODY, offers_patch },
+    { M_DELETE, "/v1/offers/{id}", MF, 0, offers_delete },
+    /* needs: hospitals (finished goods) and manufacturers (their inputs) */
+    { M_POST, "/v1/needs", PARTY, ROUTE_BODY, needs_create },
+    { M_GET, "/v1/needs", PARTY | READ, 0, needs_list },
+    { M_GET, "/v1/needs/{id}", PARTY | READ, 0, needs_get },
+    { M_PATCH, "/v1/needs/{id}", PARTY, ROUTE_BODY, needs_patch },
+    { M_DELETE, "/v1/needs/{id}", PARTY, 0, needs_delete },
+    /* allocations: both sides act on their own; ministry and admin read */
+    { M_GET, "/v1/allocations", PARTY | READ, 0, allocations_list },
+    { M_GET, "/v1/allocations/{id}", PARTY | READ, 0, allocations_get },
+    { M_POST, "/v1/allocations/{id}/confirm", PARTY, ROUTE_BODY_OPTIONAL, allocations_confirm },
+    { M_POST, "/v1/allocations/{id}/decline", PARTY, ROUTE_BODY_OPTIONAL, allocations_decline },
+    { M_POST, "/v1/allocations/{id}/ship", PARTY, ROUTE_BODY_OPTIONAL, allocations_ship },
+    { M_POST, "/v1/allocations/{id}/receive", PARTY, ROUTE_BODY_OPTIONAL, allocations_receive },
 };
 
 const struct route *routes_table(size_t *n)

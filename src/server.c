@@ -117,6 +117,10 @@ int server_init(struct server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
+    if (sweeper_start(srv) != 0) {
+        snprintf(err, errlen, "cannot start the sweeper");
+        return -1;
+    }
     store_start(&srv->store);
     return 0;
 }
@@ -133,6 +137,7 @@ int server_run(struct server *srv)
 void server_free(struct server *srv)
 {
     http_free(srv);
+    sweeper_stop(srv);
     store_close(&srv->store);
     auth_free(&srv->auth);
     if (srv->sig_term)

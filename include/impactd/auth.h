@@ -26,6 +26,7 @@ struct principal {
     char participant_id[ID_MAX_LEN];
     char token_id[ID_MAX_LEN];
     unsigned role;              /* one enum role bit */
+    char region[8];             /* the participant's region, "" when none */
     json_t *regions;            /* owned; ministry scope, NULL = whole country */
     bool bootstrap;             /* the IMPACTD_ADMIN_TOKEN operator */
 };

@@ -15,8 +15,17 @@ enum product_category { CAT_RAW_MATERIAL = 0, CAT_PACKAGING, CAT_FINISHED_GOOD, 
 #define REGION_CODE_LEN 4
 #define CATALOG_MAX_NEIGHBOURS 16
 
+/* A market: a product other than capacity, with the capacity products that serve it.
+ * Matching happens within one market; its `code` ends every offer, need and allocation id. */
+#define MARKET_CODE_LEN 4
+struct market {
+    const char *id;                 /* the product id it is named after, borrowed */
+    char code[MARKET_CODE_LEN + 1];
+};
+
 struct product {
     const char *id;                 /* borrowed from json */
+    size_t market;                  /* index into catalog->markets */
     enum product_category category;
     const char *unit;               /* "L" | "kg" | "unit" */
     const char *serves;             /* capacity: the finished good it produces, else NULL */
@@ -36,6 +45,9 @@ struct catalog {
     size_t nproducts;
     struct region *regions;
     size_t nregions;
+    struct market *markets;         /* owned */
+    size_t nmarkets;
+    char *region_graph;             /* owned: "11=24.27;24=11;..." for the market scripts */
     json_t *products_json;          /* owned: array of product objects as served */
     json_t *regions_json;           /* owned: array of region objects as served */
 };
@@ -53,5 +65,9 @@ const struct product *catalog_product(const struct catalog *cat, const char *id)
 const struct region *catalog_region(const struct catalog *cat, const char *code);
 bool catalog_neighbours(const struct region *a, const char *code);
 const char *catalog_category_name(enum product_category c);
+/* The market an offer, need or allocation id belongs to (its last 4 characters); NULL when
+ * the id names none. */
+const struct market *catalog_market_of_id(const struct catalog *cat, const char *id);
+size_t catalog_market_index(const struct catalog *cat, const struct market *m);
 
 #endif

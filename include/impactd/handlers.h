@@ -25,4 +25,24 @@ void participants_me(struct req *r);
 void participants_issue_token(struct req *r);
 void participants_revoke_token(struct req *r);
 
+/* items.c */
+void offers_create(struct req *r);
+void offers_list(struct req *r);
+void offers_get(struct req *r);
+void offers_patch(struct req *r);
+void offers_delete(struct req *r);
+void needs_create(struct req *r);
+void needs_list(struct req *r);
+void needs_get(struct req *r);
+void needs_patch(struct req *r);
+void needs_delete(struct req *r);
+
+/* allocations.c */
+void allocations_list(struct req *r);
+void allocations_get(struct req *r);
+void allocations_confirm(struct req *r);
+void allocations_decline(struct req *r);
+void allocations_ship(struct req *r);
+void allocations_receive(struct req *r);
+
 #endif

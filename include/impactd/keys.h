@@ -10,4 +10,20 @@
 #define KEY_TOKEN              "tok:{%s}"             /* hash: hash, participant, role, ... */
 #define KEY_IDEMPOTENCY        "idem:{%s}:%s"         /* participant id, key digest */
 
+
+
+/* Markets (docs/matching.md): every key of one market shares the tag {m:<market id>}.
+ * KEY_MARKET takes the market id and one of the suffixes below. */
+#define KEY_MARKET             "m:{%s}:%s"
+#define MKEY_OFFERS            "offers"      /* hash: offer id -> record */
+#define MKEY_NEEDS             "needs"       /* hash: need id -> record */
+#define MKEY_ALLOCS            "allocs"      /* hash: allocation id -> record */
+#define MKEY_OWN               "own"         /* zset (lex): "<participant>:<id>" */
+#define MKEY_ALL               "all"         /* zset (lex): "<id>" */
+#define MKEY_EXCL              "excl"        /* set: "<need id>:<offer id>" never again */
+#define MKEY_AGG               "agg"         /* hash: "<region>|<product>|<column>" -> sum */
+#define MKEY_EVENTS            "events"      /* stream: every change */
+#define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>" by due ms */
+#define MKEY_OFFER_INDEX       "oi:%s:%s"    /* zset: open offers of a region and scope */
+#define MKEY_NEED_INDEX        "ni:%s"       /* zset: open needs of a region */
 #endif

@@ -35,6 +35,7 @@ struct metrics {
     uint64_t store_reconnects;
     int store_connected;
     uint64_t rate_limited;
+    uint64_t allocations_made;              /* by matching, in any script */
     int64_t inflight;                       /* requests not yet answered */
     int64_t started_ms;
 };

@@ -30,6 +30,8 @@ struct server {
     struct event *sig_term;
     struct event *sig_int;
     struct event *drain_timer;
+    struct event *sweep_timer;      /* sweeper.c: lapse and expiry, every second */
+    unsigned sweeps_in_flight;
     bool stopping;
     int64_t stop_deadline_us;
 };
@@ -39,6 +41,10 @@ int server_init(struct server *srv, char *err, size_t errlen) __attribute__((war
 /* Runs the loop until a signal has drained the server. Returns the exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
+/* sweeper.c: starts the periodic lapse/expiry sweep of every market. */
+int sweeper_start(struct server *srv) __attribute__((warn_unused_result));
+void sweeper_stop(struct server *srv);
+
 /* Called by http.c when a request is freed, so a drain can finish. */
 void server_request_done(struct server *srv);
 

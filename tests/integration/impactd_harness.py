@@ -847,6 +847,16 @@ class Created(tuple):
         return self
 
 
+def mutate_token(token: str, n: int = 8) -> str:
+    """A token of the same shape (prefix, length, alphabet) as `token` but another secret:
+    each of the last n characters is replaced by the next character of the token's own
+    alphabet, so a daemon that checks the format before asking Redis still has to ask."""
+    alphabet = sorted(set(token[4:]))
+    assert len(alphabet) > 1, token
+    nxt = {c: alphabet[(i + 1) % len(alphabet)] for i, c in enumerate(alphabet)}
+    return token[:-n] + "".join(nxt[c] for c in token[-n:])
+
+
 DEFAULT_REGION = "11"
 
 

@@ -125,5 +125,4 @@ def test_public_routes_answer_without_token(module_daemon, path):
 
 def test_well_formed_but_unknown_token_is_401(module_daemon, make_participant):
     _, token = make_participant("hospital")
-    tail = "".join("B" if c == "A" else "A" for c in token[-8:])
-    assert_problem(h.api(module_daemon, token[:-8] + tail).get("/v1/me"), 401)
+    assert_problem(h.api(module_daemon, h.mutate_token(token)).get("/v1/me"), 401)

@@ -185,3 +185,24 @@ def test_problem_status_member_equals_http_status(admin_api, path, method):
     assert r.status_code >= 400
     body = assert_problem(r, r.status_code)
     assert body["status"] == r.status_code
+
+
+def test_chunked_body_is_accepted(module_daemon):
+    body = json.dumps({"role": "hospital", "region": "11", "name": "chunked"}).encode()
+    chunks = iter([body[:10], body[10:]])
+    r = h.api(module_daemon, module_daemon.admin_token).post(
+        "/v1/participants", data=chunks, headers={"Content-Type": "application/json"})
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code == 201, r.text
+    assert r.json()["participant"]["name"] == "chunked"
+
+
+def test_chunked_body_over_64_kib_is_413(module_daemon):
+    body = json.dumps({"role": "hospital", "region": "11", "name": "x" * 70_000}).encode()
+    chunks = iter([body[i:i + 8192] for i in range(0, len(body), 8192)])
+    try:
+        r = h.api(module_daemon, module_daemon.admin_token).post(
+            "/v1/participants", data=chunks, headers={"Content-Type": "application/json"})
+    except requests.ConnectionError as exc:
+        pytest.fail(f"connection error instead of 413: {exc}")
+    assert_problem(r, 413)

@@ -279,6 +279,10 @@ def test_tokens_are_not_stored_in_clear(module_daemon, module_redis, admin_api, 
         assert h.api(module_daemon, tok).get("/v1/me").status_code == 200
     dump = module_redis.dump_all()
     assert dump, "impactd stored nothing in Redis"
+    # The scan does read what impactd stored: the participant's id is in there somewhere.
+    pid = created.participant["id"].encode()
+    assert any(pid in k or any(pid in p for p in parts) for k, parts in dump.items()), \
+        "the Redis scan did not find the participant at all"
     secrets_in_clear = [created.token, second["token"]]
     # Also the random part alone (after the imp_ prefix).
     secrets_in_clear += [t[len("imp_"):] for t in secrets_in_clear]
@@ -305,3 +309,24 @@ def test_custom_key_prefix_is_honoured(impactd, redis_server):
     assert keys, "nothing stored"
     bad = [k for k in keys if not k.startswith(b"t3st:")]
     assert not bad, f"keys without the configured prefix: {bad[:10]}"
+
+
+# ------------------------------------------------------------------ several daemons, one Redis
+
+def test_two_daemons_share_participants_and_revocations(impactd, redis_server):
+    a = impactd(redis_server)
+    b = impactd(redis_server, env={"IMPACTD_ADMIN_TOKEN": a.admin_token})
+    created = h.create_participant(a, "hospital", region="32")
+    # Created through one daemon, usable at once through the other.
+    r = h.api(b, created.token).get("/v1/me")
+    assert r.status_code == 200 and r.json() == created.participant
+    # Revoked through a: a refuses it at once, b within its auth cache TTL (2 s by default).
+    assert h.api(a, a.admin_token).delete(f"/v1/tokens/{created.token_id}").status_code == 204
+    assert_problem(h.api(a, created.token).get("/v1/me"), 401)
+    h.poll_until(lambda: h.api(b, created.token).get("/v1/me", check=False).status_code == 401, 5,
+                 "the other daemon to refuse the revoked token")
+    # A rename through b is seen through a.
+    other = h.create_participant(b, "manufacturer")
+    assert h.api(b, other.token).patch(f"/v1/participants/{other.participant['id']}",
+                                       json={"name": "renamed via b"}).status_code == 200
+    assert h.api(a, other.token).get("/v1/me").json()["name"] == "renamed via b"
