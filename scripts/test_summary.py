@@ -16,7 +16,7 @@ def main(builddir):
         results = [json.loads(line) for line in f if line.strip()]
     for r in results:
         ok = r.get('result') == 'OK'
-        if r['name'] == 'integration':
+        if r['name'].split(' / ')[-1] == 'integration':
             junit = os.path.join(builddir, 'tests', 'integration-junit.xml')
             try:
                 root = ET.parse(junit).getroot()

@@ -7,6 +7,7 @@
 #include "impactd/auth.h"
 
 #include <event2/event.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +130,8 @@ int auth_bucket_take(struct bucket *b, int64_t rate, int64_t now_us)
         b->tokens -= 1.0;
         return 0;
     }
-    double wait = (1.0 - b->tokens) / (double)rate;
-    int s = (int)wait + 1;
+    double wait = (1.0 - b->tokens) / (double)rate;     /* seconds until the next token */
+    int s = (int)ceil(wait);
     return s < 1 ? 1 : s;
 }
 

@@ -312,6 +312,7 @@ int config_parse_redis_url(const char *s, struct redis_addr *out, char *err, siz
 
 static int parse_schedule(struct config *cfg, const char *s, char *err, size_t errlen)
 {
+    int64_t parsed[CONFIG_MAX_RETRIES];     /* all or nothing: cfg changes only on success */
     size_t n = 0;
     char buf[512];
     if (copy_bounded(buf, sizeof buf, s, strlen(s)))
@@ -325,10 +326,11 @@ static int parse_schedule(struct config *cfg, const char *s, char *err, size_t e
             return fail(err, errlen, "at most %d attempts", CONFIG_MAX_RETRIES);
         if (config_parse_duration_ms(tok, &ms) != 0 || ms > 7LL * 86400000)
             return fail(err, errlen, "'%s' is not a duration like 5s, 5m, 2h (at most 7d)", tok);
-        cfg->retry_schedule_ms[n++] = ms;
+        parsed[n++] = ms;
     }
     if (n == 0)
         return fail(err, errlen, "needs at least one delay");
+    memcpy(cfg->retry_schedule_ms, parsed, n * sizeof parsed[0]);
     cfg->retry_count = n;
     return 0;
 }

@@ -40,7 +40,7 @@ static const struct vfield NEED_CREATE[] = {
     { "product", V_STRING, true, false, 0, 0, NULL, check_product },
     { "quantity", V_INTEGER, true, false, 1, QMAX, NULL, NULL },
     { "urgency", V_ENUM, true, false, 0, 0, URGENCIES, NULL },
-    { "needed_by", V_TIME, false, true, 0, 0, NULL, check_future },
+    { "needed_by", V_TIME, false, true, 0, 0, NULL, NULL },
     { "expires_at", V_TIME, false, true, 0, 0, NULL, check_future },
     { "region", V_STRING, false, false, 0, 0, NULL, check_region },
     { "note", V_STRING, false, true, 0, 1000, NULL, NULL },
@@ -55,7 +55,7 @@ static const struct vfield OFFER_PATCH[] = {
 static const struct vfield NEED_PATCH[] = {
     { "quantity", V_INTEGER, false, false, 1, QMAX, NULL, NULL },
     { "urgency", V_ENUM, false, false, 0, 0, URGENCIES, NULL },
-    { "needed_by", V_TIME, false, true, 0, 0, NULL, check_future },
+    { "needed_by", V_TIME, false, true, 0, 0, NULL, NULL },
     { "expires_at", V_TIME, false, true, 0, 0, NULL, check_future },
     { "note", V_STRING, false, true, 0, 1000, NULL, NULL },
 };

@@ -455,6 +455,9 @@ static int call_dispatch(struct store_call *call)
 static void store_submit(struct store *st, struct store_call *call)
 {
     struct timeval tv;
+    if (call->cmd.failed)
+        log_error("msg=\"command not built (out of memory or too many arguments)\" argc=%d",
+                  call->cmd.argc);
     if (call->cmd.failed || call_dispatch(call) != 0) {
         call->deferred = STORE_DOWN;
         tv = (struct timeval){ 0, 0 };

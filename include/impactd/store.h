@@ -29,7 +29,7 @@ enum store_status {
 
 typedef void (*store_cb)(void *arg, enum store_status status, redisReply *reply);
 
-#define CMD_MAX_ARGS 64
+#define CMD_MAX_ARGS 128
 
 /* An argument vector under construction; every argument is an owned copy. */
 struct cmd {

@@ -35,7 +35,8 @@ while examined < budget do
     if v and keep(cjson.decode(v)) then
       items[#items + 1] = v
       if #items == limit then
-        return cjson.encode({ items = items, last = last, done = false })
+        local more = redis.call('ZRANGEBYLEX', KEYS[1], '(' .. m, ARGV[2], 'LIMIT', 0, 1)
+        return cjson.encode({ items = items, last = last, done = #more == 0 })
       end
     end
   end

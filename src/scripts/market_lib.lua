@@ -204,7 +204,8 @@ local function alive(rec)
   return rec.expires_at == nil or rec.expires_at > NOW
 end
 
--- The quantity o can give n now, or 0 when the pair is not a candidate (tier aside).
+-- The quantity o can give n now, or 0 when the pair is not a candidate (tier aside); the
+-- second result is true when only min_lot stood in the way (it may not once o has less left).
 local function grant(n, o)
   if o.status ~= 'open' or o.remaining <= 0 or n.status ~= 'open' or n.remaining <= 0 then
     return 0
@@ -212,9 +213,9 @@ local function grant(n, o)
   if not alive(o) or not alive(n) then return 0 end
   if n.needed_by and (n.needed_by < NOW or o.ready_at > n.needed_by) then return 0 end
   if o.participant_id == n.participant_id then return 0 end
-  local q = math.min(o.remaining, n.remaining)
-  if o.min_lot and q < o.min_lot and q ~= o.remaining then return 0 end
   if excluded(n, o) then return 0 end
+  local q = math.min(o.remaining, n.remaining)
+  if o.min_lot and q < o.min_lot and q ~= o.remaining then return 0, true end
   return q
 end
 
@@ -329,7 +330,10 @@ local function match_need(n)
   end
 end
 
--- Offer-driven: tier, then urgency, then earliest needed_by, then oldest need.
+-- Offer-driven: tier, then urgency, then earliest needed_by, then oldest need. A need
+-- passed over for min_lot becomes a candidate once the offer has no more left than it
+-- needs (the offer's last units may always go), so the walk starts again from the best
+-- candidates when that happens: each allocation goes to the best candidate at that moment.
 local function match_offer(o)
   if o.status ~= 'open' or o.remaining <= 0 or not alive(o) then return end
   local R = o.region
@@ -347,20 +351,32 @@ local function match_offer(o)
       end
     end
   end
-  for _, t in ipairs(tiers) do
-    for band = 0, 3 do
-      local w = walker(t[2], band * BAND + o.ready_at, band * BAND + NO_DEADLINE)
-      while o.remaining > 0 do
-        local id = w.next()
-        if not id then break end
-        local n = get(K_NEEDS, id)
-        local q = n and grant(n, o) or 0
-        if q > 0 then
-          if not allocate(n, o, q, t[1]) then return end
-          if n.remaining == 0 then w.removed() end
+  local restart = true
+  while restart do
+    restart = false
+    local passed_over = 0          -- largest remaining of a need skipped for min_lot
+    for _, t in ipairs(tiers) do
+      for band = 0, 3 do
+        local w = walker(t[2], band * BAND + o.ready_at, band * BAND + NO_DEADLINE)
+        while o.remaining > 0 do
+          local id = w.next()
+          if not id then break end
+          local n = get(K_NEEDS, id)
+          local q, lot = 0, false
+          if n then q, lot = grant(n, o) end
+          if lot and n.remaining > passed_over then passed_over = n.remaining end
+          if q > 0 then
+            if not allocate(n, o, q, t[1]) then return end
+            if n.remaining == 0 then w.removed() end
+            if o.remaining > 0 and o.remaining <= passed_over then
+              restart = true
+              break
+            end
+          end
         end
+        if o.remaining == 0 or restart then break end
       end
-      if o.remaining == 0 then return end
+      if o.remaining == 0 or restart then break end
     end
   end
 end

@@ -699,7 +699,7 @@ ABOUT_BLANK_STATUSES = {401, 403, 404, 405, 413, 415, 429, 500, 503}
 OWN_PROBLEM_TYPES = {
     400: {"tag:impactd,2026:problem:malformed-json", "tag:impactd,2026:problem:bad-request"},
     409: {"tag:impactd,2026:problem:conflict"},
-    422: {"tag:impactd,2026:problem:validation"},
+    422: {"tag:impactd,2026:problem:validation", "tag:impactd,2026:problem:idempotency-key-reuse"},
 }
 
 

@@ -254,8 +254,11 @@ def test_someone_elses_offer_is_404(w):
     path = f"/v1/offers/{o['id']}"
     for c in (other, hosp):
         assert_problem(c.get(path), 404)
-        assert_problem(c.api.patch(path, json={"quantity": 5}), 404)
-        assert_problem(c.api.delete(path), 404)
+    # another manufacturer: not theirs (404); a hospital: a role that never changes offers (403)
+    assert_problem(other.api.patch(path, json={"quantity": 5}), 404)
+    assert_problem(other.api.delete(path), 404)
+    assert_problem(hosp.api.patch(path, json={"quantity": 5}), 403)
+    assert_problem(hosp.api.delete(path), 403)
     assert other.list_all("/v1/offers") == []
     assert hosp.list_all("/v1/offers") == []
     got = owner.get_ok(path)

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -125,6 +127,69 @@ static void test_corse_and_overseas_have_no_neighbours(void **state)
     assert_int_equal(overseas, 5);
 }
 
+static bool is_crockford(const char *s)
+{
+    for (; *s; s++)
+        if (!strchr("0123456789abcdefghjkmnpqrstvwxyz", *s))
+            return false;
+    return true;
+}
+
+static void test_one_market_per_non_capacity_product(void **state)
+{
+    const struct catalog *cat = *state;
+    assert_int_equal(cat->nmarkets, 17);    /* 19 products, 2 of them capacities */
+    for (size_t i = 0; i < cat->nmarkets; i++) {
+        const struct market *m = &cat->markets[i];
+        assert_int_equal(strlen(m->code), MARKET_CODE_LEN);
+        if (!is_crockford(m->code))
+            fail_msg("market %s code \"%s\" is not base32", m->id, m->code);
+        const struct product *p = catalog_product(cat, m->id);
+        assert_non_null(p);
+        assert_int_not_equal(p->category, CAT_CAPACITY);
+        assert_int_equal(p->market, i);
+        for (size_t j = i + 1; j < cat->nmarkets; j++)
+            assert_string_not_equal(m->code, cat->markets[j].code);
+    }
+}
+
+static void test_capacity_shares_the_market_it_serves(void **state)
+{
+    const struct catalog *cat = *state;
+    const struct product *cap = catalog_product(cat, "gel-production-capacity");
+    const struct product *gel = catalog_product(cat, "hydroalcoholic-gel");
+    assert_non_null(cap);
+    assert_non_null(gel);
+    assert_int_equal(cap->market, gel->market);
+    assert_string_equal(cat->markets[gel->market].id, "hydroalcoholic-gel");
+    const struct product *ethanol = catalog_product(cat, "ethanol-96");
+    assert_int_not_equal(ethanol->market, gel->market);
+}
+
+static void test_market_of_id_reads_the_last_four_chars(void **state)
+{
+    const struct catalog *cat = *state;
+    const struct product *gel = catalog_product(cat, "hydroalcoholic-gel");
+    const struct market *m = &cat->markets[gel->market];
+    char id[64];
+    snprintf(id, sizeof id, "off_01hzzzzzzzzzzzzzzzzzzzzz%s", m->code);
+    assert_ptr_equal(catalog_market_of_id(cat, id), m);
+    assert_int_equal(catalog_market_index(cat, catalog_market_of_id(cat, id)), gel->market);
+    assert_ptr_equal(catalog_market_of_id(cat, m->code), m);
+    assert_null(catalog_market_of_id(cat, "off_0123iiii"));    /* 'i' is never in a code */
+    assert_null(catalog_market_of_id(cat, "abc"));
+    assert_null(catalog_market_of_id(cat, ""));
+}
+
+static void test_region_graph_lists_neighbours(void **state)
+{
+    const struct catalog *cat = *state;
+    assert_non_null(cat->region_graph);
+    assert_non_null(strstr(cat->region_graph, "11=24.27.28.32.44;"));
+    assert_non_null(strstr(cat->region_graph, "94="));
+    assert_memory_equal(cat->region_graph, "01=;02=;", 8);
+}
+
 static void test_missing_catalog_dir_names_the_file(void **state)
 {
     (void)state;
@@ -165,6 +230,8 @@ static void regions_refused(const char *text, const char *part)
 }
 
 #define GEL "{\"id\": \"gel\", \"name\": \"Gel\", \"category\": \"finished_good\", \"unit\": \"L\"}"
+#define ETHANOL \
+    "{\"id\": \"ethanol\", \"name\": \"E\", \"category\": \"raw_material\", \"unit\": \"L\"}"
 #define REG(code, overseas, neigh) \
     "{\"code\": \"" code "\", \"name\": \"R" code "\", \"overseas\": " overseas \
     ", \"neighbours\": [" neigh "]}"
@@ -188,6 +255,44 @@ static void test_small_valid_texts_load(void **state)
     assert_int_equal(cat.nproducts, 2);
     assert_int_equal(cat.nregions, 3);
     assert_string_equal(catalog_product(&cat, "gel-cap")->serves, "gel");
+    catalog_free(&cat);
+}
+
+static void test_market_codes_do_not_depend_on_order(void **state)
+{
+    (void)state;
+    static const char *const TEXTS[] = {
+        "{\"products\": [" GEL ", " ETHANOL "]}",
+        "{\"products\": [" ETHANOL ", " GEL "]}",
+    };
+    char codes[2][MARKET_CODE_LEN + 1];
+    for (size_t t = 0; t < 2; t++) {
+        struct catalog cat;
+        memset(&cat, 0, sizeof cat);
+        char err[512] = "";
+        if (catalog_load_products(&cat, TEXTS[t], BAD_NAME, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_int_equal(cat.nmarkets, 2);
+        const struct product *gel = catalog_product(&cat, "gel");
+        memcpy(codes[t], cat.markets[gel->market].code, sizeof codes[t]);
+        catalog_free(&cat);
+    }
+    assert_string_equal(codes[0], codes[1]);
+}
+
+static void test_region_graph_format(void **state)
+{
+    (void)state;
+    struct catalog cat;
+    memset(&cat, 0, sizeof cat);
+    char err[512] = "";
+    int rc = catalog_load_regions(&cat, "{\"regions\": [" REG("11", "false", "\"24\", \"27\"") ", "
+                                  REG("24", "false", "\"11\"") ", " REG("27", "false", "\"11\"")
+                                  ", " REG("01", "true", "") "]}", BAD_NAME, err, sizeof err);
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_non_null(cat.region_graph);
+    assert_string_equal(cat.region_graph, "11=24.27;24=11;27=11;01=");
     catalog_free(&cat);
 }
 
@@ -299,10 +404,16 @@ int main(void)
         cmocka_unit_test(test_every_capacity_serves_a_finished_good),
         cmocka_unit_test(test_region_neighbours),
         cmocka_unit_test(test_corse_and_overseas_have_no_neighbours),
+        cmocka_unit_test(test_one_market_per_non_capacity_product),
+        cmocka_unit_test(test_capacity_shares_the_market_it_serves),
+        cmocka_unit_test(test_market_of_id_reads_the_last_four_chars),
+        cmocka_unit_test(test_region_graph_lists_neighbours),
     };
     const struct CMUnitTest texts[] = {
         cmocka_unit_test(test_missing_catalog_dir_names_the_file),
         cmocka_unit_test(test_small_valid_texts_load),
+        cmocka_unit_test(test_market_codes_do_not_depend_on_order),
+        cmocka_unit_test(test_region_graph_format),
         cmocka_unit_test(test_invalid_json_refused),
         cmocka_unit_test(test_unknown_category_refused),
         cmocka_unit_test(test_bad_unit_refused),

@@ -1,0 +1,162 @@
+"""Atomic matching under concurrency: two impactd processes on one Redis, eight client threads
+(one manufacturer each, alternating between the two daemons) posting ethanol-96 offers and
+needs in the neighbouring regions 11 and 24 at once, and declining or confirming some of the
+allocations they are offered. Afterwards no unit is allocated twice, every object's counters
+agree with its allocations, and no open offer is left that could serve an open need."""
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+
+import impactd_harness as h
+from model import RELEASED, TAKEN, Catalog, World
+
+ETHANOL = "ethanol-96"
+THREADS = 8
+OPS_PER_THREAD = 50
+
+
+def test_two_daemons_eight_threads_never_over_allocate(impactd, redis_server):
+    d1 = impactd(redis=redis_server)
+    d2 = impactd(redis=redis_server)
+    w1, w2 = World(d1), World(d2)
+    regions = ["11", "24"]
+    clients = []
+    for i in range(THREADS):
+        made = w1.manufacturer(regions[i % 2])
+        # the same participant, talking to daemon 1 or 2 depending on the thread
+        daemon = d1 if i % 2 == 0 else d2
+        clients.append((made, daemon))
+
+    errors: list[str] = []
+    counts = defaultdict(int)
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS)
+
+    def worker(idx: int) -> None:
+        client, daemon = clients[idx]
+        api = h.api(daemon, client.token)
+        rng = random.Random(1000 + idx)
+        mine: list[str] = []   # allocations where this participant is the offer side
+        barrier.wait()
+        for op in range(OPS_PER_THREAD):
+            roll = rng.random()
+            try:
+                if roll < 0.45:
+                    body = {"product": ETHANOL, "quantity": rng.randint(1, 40)}
+                    r = api.post("/v1/offers", json=body)
+                    kind = "offer"
+                elif roll < 0.9:
+                    body = {"product": ETHANOL, "quantity": rng.randint(1, 40),
+                            "urgency": rng.choice(["stat", "asap", "urgent", "routine"])}
+                    r = api.post("/v1/needs", json=body)
+                    kind = "need"
+                else:
+                    if not mine:
+                        continue
+                    aid = mine.pop(rng.randrange(len(mine)))
+                    action = rng.choice(["decline", "confirm"])
+                    r = api.post(f"/v1/allocations/{aid}/{action}")
+                    # another thread's decline may not touch it; a 409 can only mean it lapsed
+                    if r.status_code != 200:
+                        with lock:
+                            errors.append(f"thread {idx} {action} {aid}: {r.status_code} {r.text[:300]}")
+                    with lock:
+                        counts[action] += 1
+                    continue
+                if r.status_code != 201:
+                    with lock:
+                        errors.append(f"thread {idx} op {op} POST {kind} {body}: {r.status_code} {r.text[:300]}")
+                    continue
+                for a in r.json()["allocations"]:
+                    if a["offer_participant_id"] == client.participant["id"]:
+                        mine.append(a["id"])
+                with lock:
+                    counts[kind] += 1
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    errors.append(f"thread {idx} op {op}: {exc!r}")
+
+    threads = [threading.Thread(target=worker, args=(i,), name=f"client-{i}") for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "client threads hung"
+    assert not errors, "\n".join(errors[:20])
+    assert counts["offer"] + counts["need"] >= 300, dict(counts)
+
+    # Both daemons read the same state; check it through daemon 2, and as daemon 1 sees it too.
+    offers = {o["id"]: o for o in w2.admin.list_all("/v1/offers")}
+    needs = {n["id"]: n for n in w2.admin.list_all("/v1/needs")}
+    allocs = w2.allocations()
+    assert len(offers) == counts["offer"] and len(needs) == counts["need"], (len(offers), len(needs), dict(counts))
+    assert len(w1.admin.list_all("/v1/offers")) == len(offers)
+    assert len({a["id"] for a in allocs}) == len(allocs)
+
+    catalog = Catalog()
+    taken_o, released_o, taken_n = defaultdict(int), defaultdict(int), defaultdict(int)
+    excluded = set()
+    problems: list[str] = []
+    for a in allocs:
+        if a["offer_id"] not in offers or a["need_id"] not in needs:
+            problems.append(f"allocation {a['id']} references a missing object: {a}")
+            continue
+        o, n = offers[a["offer_id"]], needs[a["need_id"]]
+        if o["participant_id"] == n["participant_id"]:
+            problems.append(f"allocation {a['id']} matches a participant with itself")
+        if a["quantity"] <= 0:
+            problems.append(f"allocation {a['id']} has quantity {a['quantity']}")
+        want_tier = catalog.tier(o["region"], o["delivery_scope"], n["region"])
+        if a["tier"] != want_tier:
+            problems.append(f"allocation {a['id']} tier {a['tier']} for {o['region']}->{n['region']}")
+        if a["status"] in TAKEN:
+            taken_o[o["id"]] += a["quantity"]
+            taken_n[n["id"]] += a["quantity"]
+        elif a["status"] in RELEASED:
+            released_o[o["id"]] += a["quantity"]
+            excluded.add((n["id"], o["id"]))
+        else:
+            problems.append(f"allocation {a['id']} has status {a['status']}")
+    for o in offers.values():
+        if taken_o[o["id"]] + released_o[o["id"]] > o["quantity"]:
+            problems.append(f"offer {o['id']} over-allocated: {taken_o[o['id']]} + {released_o[o['id']]} "
+                            f"> {o['quantity']}")
+        if (o["allocated"], o["released"]) != (taken_o[o["id"]], released_o[o["id"]]):
+            problems.append(f"offer {o['id']} allocated/released {o['allocated']}/{o['released']} but its "
+                            f"allocations say {taken_o[o['id']]}/{released_o[o['id']]}")
+        if o["remaining"] != o["quantity"] - o["allocated"] - o["released"]:
+            problems.append(f"offer {o['id']}: remaining {o['remaining']} != quantity - allocated - released")
+        want = "depleted" if o["remaining"] == 0 else "open"
+        if o["status"] != want:
+            problems.append(f"offer {o['id']}: status {o['status']} with remaining {o['remaining']}")
+    for n in needs.values():
+        if taken_n[n["id"]] > n["quantity"]:
+            problems.append(f"need {n['id']} over-allocated: {taken_n[n['id']]} > {n['quantity']}")
+        if n["allocated"] != taken_n[n["id"]]:
+            problems.append(f"need {n['id']} allocated {n['allocated']} but its allocations say {taken_n[n['id']]}")
+        if n["remaining"] != n["quantity"] - n["allocated"]:
+            problems.append(f"need {n['id']}: remaining {n['remaining']} != quantity - allocated")
+        want = "allocated" if n["remaining"] == 0 else "open"
+        if n["status"] != want:
+            problems.append(f"need {n['id']}: status {n['status']} with remaining {n['remaining']}")
+    # The sums balance.
+    total_taken = sum(a["quantity"] for a in allocs if a["status"] in TAKEN)
+    assert sum(o["allocated"] for o in offers.values()) == total_taken
+    assert sum(n["allocated"] for n in needs.values()) == total_taken
+    assert sum(o["released"] for o in offers.values()) == \
+        sum(a["quantity"] for a in allocs if a["status"] in RELEASED)
+    # No missed match: every open offer and open need of different participants (all in 11/24,
+    # scope neighbours: always within reach) were excluded from each other by a decline.
+    for o in offers.values():
+        if o["status"] != "open":
+            continue
+        for n in needs.values():
+            if n["status"] == "open" and n["participant_id"] != o["participant_id"] \
+                    and (n["id"], o["id"]) not in excluded:
+                problems.append(f"open offer {o['id']} ({o['remaining']}) and open need {n['id']} "
+                                f"({n['remaining']}) were never matched")
+                break
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
+    assert total_taken > 0 and counts["decline"] > 0, dict(counts)
