@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RFC3339_LEN 32
+#define RFC3339_LEN 64   /* room for any int year, so the compiler can prove no truncation */
 
 int64_t time_now_ms(void);          /* wall clock */
 int64_t time_mono_us(void);         /* monotonic, for durations */

@@ -43,10 +43,9 @@ end
 set_due(rec.id, rec.expires_at)
 save(rec, before)
 emit(OP.kind .. '.updated', OP.kind, rec)
-if is_offer then
-  if set.quantity then match_offer(rec) end
-else
-  match_need(rec)
+-- the contract matches on creation, raise and freed quantity: a raise is the only PATCH
+if set.quantity and rec.remaining > 0 then
+  if is_offer then match_offer(rec) else match_need(rec) end
 end
 out[OP.kind] = rec
 return answer(out)

@@ -625,3 +625,65 @@ class World:
 
     def allocations(self, **params: Any) -> list[dict]:
         return self.admin.list_all("/v1/allocations", params)
+
+
+def redis_aggregates(redis: Any, prefix: str = "impact:") -> dict[tuple[str, str], dict[str, int]] | None:
+    """The aggregates impactd keeps in Redis, in compute_aggregates' shape, or None when no
+    aggregate key exists. Key plan (include/impactd/keys.h, docs/ARCHITECTURE.md): one hash
+    `<prefix>m:{<market>}:agg` per market, fields "<region>|<product>|<column>" -> sum."""
+    keys: list[bytes] = []
+    with redis.client() as r:
+        cursor = b"0"
+        while True:
+            cursor, batch = r.cmd("SCAN", cursor, "MATCH", f"{prefix}m:{{*}}:agg", "COUNT", 1000)
+            keys.extend(batch)
+            if cursor in (b"0", 0, "0"):
+                break
+        if not keys:
+            return None
+        rows: dict[tuple[str, str], dict[str, int]] = {}
+        for key in keys:
+            flat = r.cmd("HGETALL", key)
+            for f, v in zip(flat[::2], flat[1::2]):
+                region, product, column = f.decode().split("|")
+                value = int(float(v))
+                assert column in Model.AGGREGATE_FIELDS, f"unknown aggregate column {column} in {key!r}"
+                if value:
+                    row = rows.setdefault((region, product), dict.fromkeys(Model.AGGREGATE_FIELDS, 0))
+                    row[column] += value
+        return rows
+
+
+def pipelined_posts(daemon: Any, token: str, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """Sends every POST on one keep-alive connection without waiting for the answers (HTTP/1.1
+    pipelining), so that several objects are created within the same millisecond; the daemon
+    handles them in order. Returns [(status, body)] in request order."""
+    import socket
+
+    host, port = "127.0.0.1", daemon.port
+    out = []
+    for b in bodies:
+        data = json.dumps(b).encode()
+        out.append(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() +
+                   b"\r\nAuthorization: Bearer " + token.encode() +
+                   b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+    answers: list[tuple[int, dict]] = []
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"".join(out))
+        buf = b""
+        while len(answers) < len(bodies):
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = buf[:end].decode("latin-1").split("\r\n")
+                length = next(int(x.split(":", 1)[1]) for x in head[1:]
+                              if x.lower().startswith("content-length:"))
+                if len(buf) >= end + 4 + length:
+                    status = int(head[0].split()[1])
+                    answers.append((status, json.loads(buf[end + 4:end + 4 + length])))
+                    buf = buf[end + 4 + length:]
+                    continue
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise AssertionError(f"connection closed after {len(answers)} of {len(bodies)} answers")
+            buf += chunk
+    return answers

@@ -10,7 +10,7 @@ import threading
 from collections import defaultdict
 
 import impactd_harness as h
-from model import RELEASED, TAKEN, Catalog, World
+from model import RELEASED, TAKEN, Catalog, World, compute_aggregates, redis_aggregates
 
 ETHANOL = "ethanol-96"
 THREADS = 8
@@ -160,3 +160,68 @@ def test_two_daemons_eight_threads_never_over_allocate(impactd, redis_server):
                 break
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
     assert total_taken > 0 and counts["decline"] > 0, dict(counts)
+    # The aggregates both daemons kept in Redis (include/impactd/keys.h: m:{market}:agg) agree
+    # with the objects.
+    from_redis = redis_aggregates(redis_server)
+    if from_redis is not None:
+        want = compute_aggregates(list(offers.values()), list(needs.values()), allocs)
+        assert from_redis == want, {k: (from_redis.get(k), want.get(k))
+                                    for k in set(from_redis) | set(want) if from_redis.get(k) != want.get(k)}
+
+
+def test_two_daemons_sweep_each_lapse_and_expiry_once(impactd, redis_server):
+    """Both daemons sweep every second: each lapse and each expiry is handled exactly once
+    (docs/matching.md, "Lapse and expiry"), so quantities are released once and re-matched
+    once."""
+    from datetime import timedelta
+
+    from model import iso, utcnow
+
+    env = {"IMPACTD_LAPSE_AFTER": "stat=2s,asap=2s,urgent=2s,routine=2s"}
+    d1 = impactd(redis=redis_server, env=env)
+    d2 = impactd(redis=redis_server, env=env)
+    w1, w2 = World(d1), World(d2)
+    ma, mb = w1.manufacturer("11"), w1.manufacturer("24")
+    oa, _ = ma.offer(ETHANOL, 100)
+    needs = []
+    for i in range(10):
+        c = w1.manufacturer("11" if i % 2 else "24")
+        n, allocs = c.need(ETHANOL, 5, "stat")
+        assert [(a["offer_id"], a["quantity"]) for a in allocs] == [(oa["id"], 5)], allocs
+        needs.append(n)
+    ob, allocs = mb.offer(ETHANOL, 1000)
+    assert allocs == []
+    # Expiring objects, for the expiry sweep.
+    exp = iso(utcnow() + timedelta(seconds=2))
+    ox, _ = w2.manufacturer("93").offer(ETHANOL, 7, delivery_scope="region", expires_at=exp)
+    nx, _ = w2.manufacturer("93").need("glycerol-98", 9, "routine", expires_at=exp)
+
+    def done():
+        allocs = w2.allocations(product=ETHANOL)
+        if len(allocs) == 20 and all(a["status"] == "lapsed" for a in allocs):
+            if w2.offer(ox["id"])["status"] == "expired" and w2.need(nx["id"])["status"] == "expired":
+                return allocs
+        return None
+
+    allocs = h.poll_until(done, 20, "both rounds of allocations to lapse and the objects to expire",
+                          interval=0.25)
+    per_need = defaultdict(list)
+    for a in allocs:
+        per_need[a["need_id"]].append(a["offer_id"])
+    assert {k: sorted(v) for k, v in per_need.items()} == \
+        {n["id"]: sorted([oa["id"], ob["id"]]) for n in needs}, per_need
+    a_, b_ = w1.offer(oa["id"]), w1.offer(ob["id"])
+    assert (a_["remaining"], a_["allocated"], a_["released"], a_["status"]) == (50, 0, 50, "open"), a_
+    assert (b_["remaining"], b_["allocated"], b_["released"], b_["status"]) == (950, 0, 50, "open"), b_
+    for n in needs:
+        got = w1.need(n["id"])
+        assert (got["remaining"], got["allocated"], got["status"]) == (5, 0, "open"), got
+    x = w1.offer(ox["id"])
+    assert (x["remaining"], x["status"]) == (0, "expired"), x
+    y = w1.need(nx["id"])
+    assert (y["remaining"], y["status"]) == (0, "expired"), y
+    from_redis = redis_aggregates(redis_server)
+    if from_redis is not None:
+        offers = w1.admin.list_all("/v1/offers")
+        needs_all = w1.admin.list_all("/v1/needs")
+        assert from_redis == compute_aggregates(offers, needs_all, w1.allocations())

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from model import World, at, iso, parse_ts, utcnow
+from model import World, at, iso, parse_ts, pipelined_posts, utcnow
 
 GEL = "hydroalcoholic-gel"
 GEL_CAP = "gel-production-capacity"
@@ -395,3 +395,81 @@ def test_each_allocation_records_tier_and_parties(w):
     assert {x["id"] for x in h.list_all("/v1/allocations")} == {a["id"] for a in allocs}
     assert [x["id"] for x in m24.list_all("/v1/allocations")] == [allocs[1]["id"]]
     assert w.hospital("11").list_all("/v1/allocations") == []
+
+
+
+def test_patch_urgency_reorders_the_next_offer_driven_match(w):
+    hosp = w.hospital("11")
+    first, _ = hosp.need(GEL, 10, "routine", needed_by=at(5))
+    second, _ = hosp.need(GEL, 10, "routine", needed_by=at(6))
+    third, _ = hosp.need(GEL, 10, "routine")
+    r = hosp.api.patch(f"/v1/needs/{third['id']}", json={"urgency": "stat"})
+    assert r.status_code == 200 and r.json()["urgency"] == "stat", r.text
+    r = hosp.api.patch(f"/v1/needs/{first['id']}", json={"needed_by": at(7)})
+    assert r.status_code == 200, r.text
+    assert w.allocations() == []
+    offer, allocs = w.manufacturer("11").offer(GEL, 25)
+    expect_allocs(allocs, [(third, offer, 10, "region"), (second, offer, 10, "region"),
+                           (first, offer, 5, "region")])
+    assert [a["urgency"] for a in allocs] == ["stat", "routine", "routine"]
+
+
+def test_patch_needed_by_does_not_match_by_itself(w):
+    """docs/matching.md, "When matching runs": creation, a raised quantity, freed quantity.
+    A PATCH that only moves needed_by later makes no allocation; the need waits for the next
+    trigger (here a new offer, which then serves it offer-driven)."""
+    m, hosp = w.manufacturer("11"), w.hospital("11")
+    late, _ = m.offer(GEL, 10, ready_at=at(10))
+    need, allocs = hosp.need(GEL, 10, "stat", needed_by=at(5))
+    assert allocs == []
+    r = hosp.api.patch(f"/v1/needs/{need['id']}", json={"needed_by": at(20)})
+    assert r.status_code == 200, r.text
+    assert w.allocations() == [], "a PATCH of needed_by alone made allocations"
+    assert w.need(need["id"])["remaining"] == 10
+    other, allocs = w.manufacturer("11").offer(GEL, 10, ready_at=at(15))
+    expect_allocs(allocs, [(need, other, 10, "region")])
+    assert w.offer(late["id"])["remaining"] == 10
+
+
+# ------------------------------------------------------------------ age within one millisecond
+
+def test_age_is_creation_order_even_within_one_millisecond(w):
+    """"Oldest" is creation order (docs/matching.md, "Order"), also for objects created in the
+    same millisecond: 30 offers and 30 needs sent pipelined on one connection (the daemon
+    handles them one after the other, many within one millisecond)."""
+    m, m2 = w.manufacturer("11"), w.manufacturer("11")
+    offer_bodies = [{"product": ETHANOL, "quantity": 1, "ready_at": at(1), "delivery_scope": "region"}] * 30
+    answers = pipelined_posts(w.daemon, m.token, "/v1/offers", offer_bodies)
+    assert all(s == 201 for s, _ in answers), answers[:3]
+    created = [b["offer"]["id"] for _, b in answers]
+    assert len({b["offer"]["created_at"] for _, b in answers}) < 30, "no two in one millisecond: inconclusive"
+    # Lists are oldest first.
+    assert [o["id"] for o in m.list_all("/v1/offers")] == created, "GET /v1/offers is not in creation order"
+    # Need-driven: same tier and ready_at, so the oldest offers first.
+    need, allocs = m2.need(ETHANOL, 10, "stat")
+    assert [a["offer_id"] for a in allocs] == created[:10], \
+        f"took offers #{[created.index(a['offer_id']) for a in allocs]}"
+    # Offer-driven: same tier, urgency and needed_by, so the oldest needs first.
+    need_bodies = [{"product": GLYCEROL, "quantity": 1, "urgency": "asap"}] * 30
+    answers = pipelined_posts(w.daemon, m2.token, "/v1/needs", need_bodies)
+    assert all(s == 201 for s, _ in answers), answers[:3]
+    needs = [b["need"]["id"] for _, b in answers]
+    assert [n["id"] for n in m2.list_all("/v1/needs", {"product": GLYCEROL})] == needs
+    _, allocs = m.offer(GLYCEROL, 10)
+    assert [a["need_id"] for a in allocs] == needs[:10], \
+        f"served needs #{[needs.index(a['need_id']) for a in allocs]}"
+
+
+def test_one_offer_serves_more_than_1024_needs_at_once(w):
+    """Matching goes on until the driving object's remaining is 0 or no candidate is left
+    (docs/matching.md, "Order"), however many allocations that takes."""
+    hosp = w.hospital("11")
+    answers = pipelined_posts(w.daemon, hosp.token, "/v1/needs",
+                              [{"product": GEL, "quantity": 1, "urgency": "routine"}] * 1100)
+    assert all(s == 201 for s, _ in answers), [a for a in answers if a[0] != 201][:2]
+    offer, allocs = w.manufacturer("11").offer(GEL, 1100)
+    assert len(allocs) == 1100, f"{len(allocs)} allocations made for 1100 open needs"
+    assert len({a["id"] for a in allocs}) == 1100
+    got = w.offer(offer["id"])
+    assert (got["remaining"], got["allocated"], got["status"]) == (0, 1100, "depleted"), got
+    assert hosp.list_all("/v1/needs", {"status": "open"}) == []

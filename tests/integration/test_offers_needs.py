@@ -568,3 +568,55 @@ def test_idempotent_need_post_replays_its_allocations(w):
     assert_problem(hosp.api.post("/v1/needs", json={**body, "urgency": "asap"},
                                  headers={"Idempotency-Key": key}), 422)
     assert len(hosp.list_all("/v1/needs")) == 1 and w.offer(offer["id"])["remaining"] == 70
+
+
+def test_patch_down_to_exactly_what_is_taken(w):
+    """remaining 0 after a PATCH: the offer is depleted, the need allocated; raising again
+    reopens them."""
+    m, hosp = w.manufacturer("11"), w.hospital("11")
+    offer, _ = m.offer(GEL, 100)
+    need, _ = hosp.need(GEL, 150, "routine")
+    assert w.offer(offer["id"])["status"] == "depleted"
+    r = hosp.api.patch(f"/v1/needs/{need['id']}", json={"quantity": 100})
+    assert r.status_code == 200, r.text
+    assert (r.json()["remaining"], r.json()["allocated"], r.json()["status"]) == (0, 100, "allocated"), r.json()
+    r = m.api.patch(f"/v1/offers/{offer['id']}", json={"quantity": 120})
+    assert r.status_code == 200, r.text
+    assert (r.json()["remaining"], r.json()["status"]) == (20, "open"), r.json()
+    r = m.api.patch(f"/v1/offers/{offer['id']}", json={"quantity": 100})
+    assert r.status_code == 200, r.text
+    assert (r.json()["remaining"], r.json()["status"]) == (0, "depleted"), r.json()
+    r = hosp.api.patch(f"/v1/needs/{need['id']}", json={"quantity": 130})
+    assert r.status_code == 200, r.text
+    assert (r.json()["remaining"], r.json()["status"]) == (30, "open"), r.json()
+    assert len(w.allocations()) == 1
+
+
+def test_idempotency_key_is_per_participant(w):
+    m1, m2 = w.manufacturer("11"), w.manufacturer("11")
+    key = "shared-" + secrets.token_hex(6)
+    body = {"product": ETHANOL, "quantity": 5, "delivery_scope": "region"}
+    r1 = m1.api.post("/v1/offers", json=body, headers={"Idempotency-Key": key})
+    r2 = m2.api.post("/v1/offers", json=body, headers={"Idempotency-Key": key})
+    assert r1.status_code == r2.status_code == 201, (r1.text, r2.text)
+    assert r1.json()["offer"]["id"] != r2.json()["offer"]["id"]
+    assert r2.json()["offer"]["participant_id"] == m2.id
+    assert len(w.admin.list_all("/v1/offers")) == 2
+
+
+def test_pagination_across_markets(w):
+    """One participant's objects in several markets: one list, oldest first, each once."""
+    m = w.manufacturer("11")
+    products = [ETHANOL, GLYCEROL, GEL_CAP, BOTTLE, GEL, ETHANOL, "carbomer", GLYCEROL, GEL]
+    ids = [m.offer(p, 3, delivery_scope="region")[0]["id"] for p in products]
+    for limit in (1, 2, 4, 9, 10):
+        got = [o["id"] for o in m.list_all("/v1/offers", limit=limit)]
+        assert got == ids, f"limit {limit}"
+    # the last full page ends the list (no empty page after it) when limit divides exactly
+    body = m.get_ok("/v1/offers", params={"limit": 9})
+    assert len(body["items"]) == 9 and body["next_cursor"] is None
+    nids = [m.need(p, 2, "routine")[0]["id"] for p in (BOTTLE, ETHANOL, "label", GLYCEROL, BOTTLE)]
+    assert [n["id"] for n in m.list_all("/v1/needs", limit=2)] == nids
+    assert [n["id"] for n in m.list_all("/v1/needs", {"product": BOTTLE}, limit=1)] == [nids[0], nids[4]]
+    allocs = [a["id"] for a in w.admin.list_all("/v1/allocations")]
+    assert allocs == []   # its own needs never take its own offers
