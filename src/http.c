@@ -410,6 +410,71 @@ void http_reply_store_failure(struct req *r, enum store_status status, const red
                                          : "the store is unavailable; try again shortly");
 }
 
+/* ---- streams ---- */
+
+static void on_stream_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct req *r = arg;
+    if (!r->streaming || r->client_gone)
+        return;
+    r->client_gone = true;
+    if (r->on_closed)
+        r->on_closed(r);
+}
+
+int http_stream_start(struct req *r, const char *content_type, http_stream_closed_cb on_closed)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "X-Request-Id", r->id);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    if (!evcon) {
+        http_reply_problem(r, 500, NULL, "the connection is gone");
+        return -1;
+    }
+    r->streaming = true;
+    r->answering = true;
+    r->on_closed = on_closed;
+    r->status = 200;
+    evhttp_connection_set_closecb(evcon, on_stream_conn_closed, r);
+    evhttp_send_reply_start(r->ev, 200, NULL);
+    req_log(r, (double)(time_mono_us() - r->start_us) / 1e6);
+    metrics_request(&r->srv->metrics, r->route_index, 200,
+                    (double)(time_mono_us() - r->start_us) / 1e6);
+    return 0;
+}
+
+void http_stream_write(struct req *r, const char *data, size_t len)
+{
+    if (!r->streaming || r->client_gone || !r->ev)
+        return;
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf)
+        return;
+    evbuffer_add(buf, data, len);
+    evhttp_send_reply_chunk(r->ev, buf);
+    evbuffer_free(buf);
+}
+
+void http_stream_end(struct req *r)
+{
+    if (!r->streaming)
+        return;
+    r->streaming = false;
+    if (r->ev) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_send_reply_end(r->ev);     /* frees a request whose connection is gone */
+        r->ev = NULL;
+    }
+    r->replied = true;
+    req_maybe_free(r);
+}
+
 /* ---- accessors ---- */
 
 const char *http_param(const struct req *r, size_t i)

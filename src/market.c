@@ -11,6 +11,7 @@
 #include "impactd/ids.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
+#include "impactd/notify.h"
 #include "impactd/server.h"
 #include "impactd/timeutil.h"
 
@@ -140,6 +141,7 @@ json_t *market_answer(struct req *r, enum store_status st, const redisReply *rep
         json_decref(a);
         return NULL;
     }
+    notify_kick(r->srv);        /* a change was made: its events are waiting */
     /* cjson encodes an empty Lua table as {}: make the allocations list an array */
     if (!json_is_array(json_object_get(a, "allocations")))
         json_object_set_new(a, "allocations", json_array());

@@ -144,6 +144,21 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
                  "Allocations made by matching (from posts, changes, declines and lapses).");
     rc |= evbuffer_add_printf(out, "impactd_matches_total %llu\n",
                               (unsigned long long)m->allocations_made) < 0;
+    rc |= family(out, "impactd_webhooks_delivered_total", "counter",
+                 "Webhook messages delivered (answered 2xx).");
+    rc |= evbuffer_add_printf(out, "impactd_webhooks_delivered_total %llu\n",
+                              (unsigned long long)m->webhooks_delivered) < 0;
+    rc |= family(out, "impactd_webhooks_retried_total", "counter",
+                 "Webhook attempts that failed and will be retried.");
+    rc |= evbuffer_add_printf(out, "impactd_webhooks_retried_total %llu\n",
+                              (unsigned long long)m->webhooks_retried) < 0;
+    rc |= family(out, "impactd_webhooks_dead_lettered_total", "counter",
+                 "Webhook messages dead-lettered after their last attempt failed.");
+    rc |= evbuffer_add_printf(out, "impactd_webhooks_dead_lettered_total %llu\n",
+                              (unsigned long long)m->webhooks_dead) < 0;
+    rc |= family(out, "impactd_webhook_attempt_duration_seconds", "histogram",
+                 "Time of one webhook attempt, from connecting to the answer.");
+    rc |= render_histogram(out, "impactd_webhook_attempt_duration_seconds", "", &m->webhook_latency);
     rc |= family(out, "impactd_store_roundtrip_seconds", "histogram",
                  "Time from sending a Redis command to its reply.");
     rc |= render_histogram(out, "impactd_store_roundtrip_seconds", "", &m->store_latency);

@@ -32,33 +32,6 @@ static const char *const ROLE_VALUES[] = { "manufacturer", "hospital", "ministry
 
 /* ---- validation ---- */
 
-static bool host_is_private(const char *host)
-{
-    if (strcasecmp(host, "localhost") == 0)
-        return true;
-    size_t n = strlen(host);
-    if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0)
-        return true;
-    unsigned char a[16];
-    if (inet_pton(AF_INET, host, a) == 1) {
-        return a[0] == 0 || a[0] == 10 || a[0] == 127 || (a[0] == 169 && a[1] == 254) ||
-               (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-               (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
-    }
-    char v6[64];
-    if (n >= 2 && host[0] == '[' && n - 2 < sizeof v6) {
-        memcpy(v6, host + 1, n - 2);
-        v6[n - 2] = '\0';
-        if (inet_pton(AF_INET6, v6, a) == 1) {
-            static const unsigned char ZERO[15] = { 0 };
-            bool loop_or_any = memcmp(a, ZERO, 15) == 0 && (a[15] == 1 || a[15] == 0);
-            return loop_or_any || (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
-                   (memcmp(a, ZERO, 10) == 0 && a[10] == 0xff && a[11] == 0xff);
-        }
-    }
-    return false;
-}
-
 static const char *check_webhook_url(const json_t *v, const void *ctx)
 {
     const struct server *srv = ctx;
@@ -74,7 +47,7 @@ static const char *check_webhook_url(const json_t *v, const void *ctx)
         msg = "must name a host";
     else if (evhttp_uri_get_fragment(u))
         msg = "must not have a fragment";
-    else if (!srv->cfg.webhook_allow_private && host_is_private(host))
+    else if (!srv->cfg.webhook_allow_private && checks_host_private(host))
         msg = "points at a loopback or private address (allowed only with "
               "IMPACTD_WEBHOOK_ALLOW_PRIVATE=1)";
     evhttp_uri_free(u);

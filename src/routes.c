@@ -18,6 +18,7 @@ static const struct route ROUTES[] = {
     { M_GET, "/readyz", ROLE_PUBLIC, 0, ops_readyz },
     { M_GET, "/metrics", ROLE_PUBLIC, 0, ops_metrics },
     { M_GET, "/openapi.json", ROLE_PUBLIC, 0, ops_openapi },
+    { M_GET, "/v1/keys", ROLE_PUBLIC, 0, keys_list },
     /* catalogue */
     { M_GET, "/v1/catalog/products", ROLE_PUBLIC, 0, catalog_list_products },
     { M_GET, "/v1/catalog/products/{id}", ROLE_PUBLIC, 0, catalog_get_product },
@@ -49,6 +50,12 @@ static const struct route ROUTES[] = {
     { M_POST, "/v1/allocations/{id}/decline", PARTY, ROUTE_BODY_OPTIONAL, allocations_decline },
     { M_POST, "/v1/allocations/{id}/ship", PARTY, ROUTE_BODY_OPTIONAL, allocations_ship },
     { M_POST, "/v1/allocations/{id}/receive", PARTY, ROUTE_BODY_OPTIONAL, allocations_receive },
+    /* notifications: every participant's inbox; dead letters for operators */
+    { M_GET, "/v1/notifications", ANY, 0, notifications_list },
+    { M_GET, "/v1/notifications/stream", ANY, 0, notifications_stream },
+    { M_GET, "/v1/admin/dead-letters", A, 0, deadletters_list },
+    { M_POST, "/v1/admin/dead-letters/{id}/redeliver", A, ROUTE_BODY_OPTIONAL,
+      deadletters_redeliver },
 };
 
 const struct route *routes_table(size_t *n)

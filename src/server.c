@@ -37,12 +37,17 @@ static void server_raise_nofile(void)
                  "nofile=%llu", (unsigned long long)rl.rlim_cur);
 }
 
+static bool server_idle(const struct server *srv)
+{
+    return srv->http.inflight == 0 && srv->webhook.inflight == 0;
+}
+
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct server *srv = arg;
-    if (srv->http.inflight == 0) {
+    if (server_idle(srv)) {
         log_info("msg=\"drained; exiting\"");
         event_base_loopexit(srv->base, NULL);
         return;
@@ -74,9 +79,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     on_drain_tick(-1, 0, srv);
 }
 
+/* SIGHUP: load the signing keys again (after `impactd rotate-key`). */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct server *srv = arg;
+    struct signing fresh;
+    char err[CONFIG_ERR_LEN];
+    if (signing_load(&fresh, srv->cfg.signing_key_file, err, sizeof err) != 0) {
+        log_error("msg=\"signing keys not reloaded\" error=\"%s\"", err);
+        return;
+    }
+    signing_wipe(&srv->signing);
+    srv->signing = fresh;
+    log_info("msg=\"signing keys reloaded\" kid=%s keys=%zu", srv->signing.keys[0].kid,
+             srv->signing.nkeys);
+}
+
 void server_request_done(struct server *srv)
 {
-    if (srv->stopping && srv->http.inflight == 0)
+    if (srv->stopping && server_idle(srv))
         event_base_loopexit(srv->base, NULL);
 }
 
@@ -92,6 +115,10 @@ int server_init(struct server *srv, char *err, size_t errlen)
     if (catalog_load(&srv->catalog, srv->cfg.catalog_dir, err, errlen) != 0)
         return -1;
     srv->routes = routes_table(&srv->nroutes);
+    if (signing_load(&srv->signing, srv->cfg.signing_key_file, err, errlen) != 0)
+        return -1;
+    log_info("msg=\"signing key loaded\" kid=%s file=%s keys=%zu", srv->signing.keys[0].kid,
+             srv->cfg.signing_key_file, srv->signing.nkeys);
     if (metrics_init(&srv->metrics, srv->nroutes) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -117,8 +144,15 @@ int server_init(struct server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
-    if (sweeper_start(srv) != 0) {
-        snprintf(err, errlen, "cannot start the sweeper");
+    if (sweeper_start(srv) != 0 || notify_start(srv) != 0) {
+        snprintf(err, errlen, "cannot start the sweeper or the notifier");
+        return -1;
+    }
+    if (webhook_start(srv, err, errlen) != 0)
+        return -1;
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_sighup, srv);
+    if (!srv->sig_hup || evsignal_add(srv->sig_hup, NULL) != 0) {
+        snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
     store_start(&srv->store);
@@ -138,7 +172,12 @@ void server_free(struct server *srv)
 {
     http_free(srv);
     sweeper_stop(srv);
+    notify_stop(srv);
     store_close(&srv->store);
+    webhook_stop(srv);
+    signing_wipe(&srv->signing);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
     auth_free(&srv->auth);
     if (srv->sig_term)
         event_free(srv->sig_term);

@@ -42,6 +42,9 @@ struct config {
     int64_t lapse_after_ms[URGENCY_COUNT];
     int log_level;                  /* enum log_level */
     bool webhook_allow_private;
+    int64_t webhook_timeout_ms;
+    int64_t webhook_max_per_endpoint;
+    char webhook_ca_file[512];      /* "" = the system's trusted CAs only */
     int64_t rate_limit;             /* requests per second per token, 0 = off */
     int64_t idle_timeout_ms;
     int64_t max_body_size;          /* bytes */

@@ -45,4 +45,11 @@ void allocations_decline(struct req *r);
 void allocations_ship(struct req *r);
 void allocations_receive(struct req *r);
 
+/* notifications_api.c */
+void keys_list(struct req *r);
+void notifications_list(struct req *r);
+void notifications_stream(struct req *r);
+void deadletters_list(struct req *r);
+void deadletters_redeliver(struct req *r);
+
 #endif

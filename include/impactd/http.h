@@ -33,6 +33,8 @@ struct http {
 };
 
 struct idem_state;
+struct req;
+typedef void (*http_stream_closed_cb)(struct req *r);
 
 /* One request, from evhttp's callback to the last store callback. Freed by http.c once it
  * has been answered and no store call refers to it. */
@@ -58,6 +60,9 @@ struct req {
     unsigned pending;               /* store calls in flight for this request */
     struct idem_state *idem;        /* owned; NULL when no Idempotency-Key */
     auth_done_cb auth_done;         /* set while the token is being looked up */
+    bool streaming;                 /* http_stream_start was called, http_stream_end not yet */
+    bool client_gone;               /* the connection closed under a stream */
+    http_stream_closed_cb on_closed;
     void *ctx;                      /* a handler's state across store calls, owned */
     void (*ctx_free)(void *ctx);    /* frees ctx with the request (free() when NULL) */
 };
@@ -86,6 +91,13 @@ void http_reply_invalid(struct req *r, json_t *errors);
 /* The answer to a failed store call: 503 + Retry-After when Redis is down or slow, 500 on a
  * Redis error reply (logged). */
 void http_reply_store_failure(struct req *r, enum store_status status, const redisReply *reply);
+
+/* Streamed answers (Server-Sent Events): headers now, chunks later, then the end. on_closed
+ * runs once if the client goes away first; the handler must then stop writing and call
+ * http_stream_end. Returns -1 (request answered 500) when the stream cannot start. */
+int http_stream_start(struct req *r, const char *content_type, http_stream_closed_cb on_closed);
+void http_stream_write(struct req *r, const char *data, size_t len);
+void http_stream_end(struct req *r);
 
 /* Store calls on behalf of a request: cb runs only while the request is unanswered, and the
  * request stays allocated until every call has come back. */

@@ -26,4 +26,14 @@
 #define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>" by due ms */
 #define MKEY_OFFER_INDEX       "oi:%s:%s"    /* zset: open offers of a region and scope */
 #define MKEY_NEED_INDEX        "ni:%s"       /* zset: open needs of a region */
+
+/* Notifications (docs/notifications.md): a participant's inbox and message states share its
+ * tag; the delivery schedule is one slot of its own. */
+#define KEY_INBOX              "prt:{%s}:inbox"      /* stream of inbox items */
+#define KEY_MESSAGES           "prt:{%s}:msgs"       /* hash: message id -> state */
+#define KEY_DUE                "notify:{due}"        /* zset "<prt>|<msg>" by next attempt */
+#define KEY_DEAD               "notify:{due}:dead"   /* zset message id by dead time */
+#define KEY_DEADINFO           "notify:{due}:deadinfo" /* hash message id -> details */
+#define NOTIFY_GROUP           "notify"              /* consumer group on m:{M}:events */
+
 #endif

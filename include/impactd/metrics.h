@@ -36,6 +36,10 @@ struct metrics {
     int store_connected;
     uint64_t rate_limited;
     uint64_t allocations_made;              /* by matching, in any script */
+    uint64_t webhooks_delivered;
+    uint64_t webhooks_retried;              /* failed attempts with another one to come */
+    uint64_t webhooks_dead;                 /* dead-lettered after the last attempt */
+    struct histogram webhook_latency;       /* one attempt, connect to answer */
     int64_t inflight;                       /* requests not yet answered */
     int64_t started_ms;
 };

@@ -12,7 +12,10 @@
 #include "config.h"
 #include "http.h"
 #include "metrics.h"
+#include "notify.h"
+#include "signing.h"
 #include "store.h"
+#include "webhook.h"
 
 struct event_base;
 struct event;
@@ -25,6 +28,10 @@ struct server {
     struct metrics metrics;
     struct auth auth;
     struct http http;
+    struct signing signing;         /* the platform's Ed25519 keys; keys[0] signs */
+    struct notify notify;
+    struct webhook webhook;
+    struct event *sig_hup;          /* reloads the signing keys */
     const struct route *routes;     /* the route table (routes.c) */
     size_t nroutes;
     struct event *sig_term;

@@ -207,3 +207,42 @@ def make_participant(request):
         d = daemon if daemon is not None else request.getfixturevalue("module_daemon")
         return h.create_participant(d, role, region, **fields)
     return make
+
+
+# --------------------------------------------------------------------------------------------
+# Signed notifications (test_webhooks.py, test_notifications.py, test_delivery_failures.py);
+# helpers in webhook_receiver.py.
+
+@pytest.fixture
+def webhook_receiver():
+    """webhook_receiver(behaviour=None, port=0, tls=None, path="/hook") -> a started
+    webhook_receiver.WebhookReceiver; every receiver made is closed at teardown."""
+    import webhook_receiver as wr
+    made = []
+
+    def make(behaviour=None, port: int = 0, tls=None, path: str = "/hook", start: bool = True):
+        r = wr.WebhookReceiver(behaviour, port=port, tls=tls, path=path)
+        made.append(r)
+        return r.start() if start else r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """A throwaway CA and a server certificate for 127.0.0.1 (webhook_receiver.TestCA)."""
+    import webhook_receiver as wr
+    return wr.make_test_ca(tmp_path_factory.mktemp("test-ca"))
+
+
+@pytest.fixture(scope="session")
+def standard_webhooks():
+    """The npm package standardwebhooks, installed once per session under
+    tests/integration/.npm (webhook_receiver.StandardWebhooks); skips when npm is absent."""
+    import webhook_receiver as wr
+    sw = wr.standard_webhooks()
+    if isinstance(sw, str):
+        pytest.skip(sw)
+    return sw

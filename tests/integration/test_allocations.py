@@ -299,6 +299,8 @@ def test_need_expiry(w):
     m.offer(GEL, 10)
     need, allocs = hosp.need(GEL, 30, "urgent", expires_at=iso(utcnow() + timedelta(seconds=2)))
     assert [a["quantity"] for a in allocs] == [10]
+    # A need whose needed_by passes meanwhile stays open but is never matched again.
+    overdue, _ = hosp.need(GEL, 10, "stat", needed_by=iso(utcnow() + timedelta(seconds=2)))
 
     def expired():
         n = w.need(need["id"])
@@ -306,6 +308,11 @@ def test_need_expiry(w):
 
     n = h.poll_until(expired, 15, "the need to expire", interval=0.2)
     assert (n["remaining"], n["allocated"]) == (0, 10), n
-    _, allocs2 = w.manufacturer("11").offer(GEL, 10)
+    h.poll_until(lambda: utcnow() - parse_ts(overdue["needed_by"]) > timedelta(milliseconds=100), 5,
+                 "needed_by to pass")
+    # ready_at well before needed_by: only the passed needed_by keeps them apart
+    _, allocs2 = w.manufacturer("11").offer(GEL, 10, ready_at=iso(utcnow() - timedelta(days=1)))
     assert allocs2 == []
     assert status_of(w, allocs[0]["id"]) == "proposed"
+    o = w.need(overdue["id"])
+    assert (o["status"], o["remaining"]) == ("open", 10), o

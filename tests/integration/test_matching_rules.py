@@ -473,3 +473,45 @@ def test_one_offer_serves_more_than_1024_needs_at_once(w):
     got = w.offer(offer["id"])
     assert (got["remaining"], got["allocated"], got["status"]) == (0, 1100, "depleted"), got
     assert hosp.list_all("/v1/needs", {"status": "open"}) == []
+
+
+def test_far_future_needed_by_and_ready_at_still_match(w):
+    """RFC 3339 dates late in the range (here 2300) follow the same rules: a stat need with
+    needed_by 2300 is served offer-driven, and an offer ready in 2300 serves a need without
+    needed_by offer-driven as well as need-driven."""
+    hosp, m = w.hospital("11"), w.manufacturer("11")
+    far_need, _ = hosp.need(GEL, 5, "stat", needed_by="2300-01-01T00:00:00Z")
+    offer, allocs = m.offer(GEL, 5)
+    expect_allocs(allocs, [(far_need, offer, 5, "region")])
+    open_need, _ = hosp.need(HANDRUB, 5, "stat")
+    late, allocs = m.offer(HANDRUB, 5, ready_at="2300-01-01T00:00:00Z")
+    expect_allocs(allocs, [(open_need, late, 5, "region")])
+    late2, _ = m.offer(ETHANOL, 5, ready_at="2300-01-01T00:00:00Z")
+    need2, allocs = w.manufacturer("11").need(ETHANOL, 5, "asap")
+    expect_allocs(allocs, [(need2, late2, 5, "region")])
+
+
+def test_patch_lowering_quantity_does_not_match(w):
+    """Only a raised quantity re-matches (docs/matching.md, "When matching runs"). Set-up: a
+    need passed over for min_lot becomes servable once the offer is down to its last units;
+    nothing triggers it until the need's quantity is raised (lowering it is no trigger)."""
+    m = w.manufacturer("11")
+    offer, _ = m.offer(GEL, 100, min_lot=50)
+    hosp = w.hospital("11")
+    need, allocs = hosp.need(GEL, 40, "stat")
+    assert allocs == []                                   # 40 < min_lot, not the last units
+
+    def need_patch(n, body):
+        return hosp.api.patch(f"/v1/needs/{n['id']}", json=body)
+
+    other, allocs = w.hospital("11").need(GEL, 70, "stat")
+    expect_allocs(allocs, [(other, offer, 70, "region")])  # offer down to 30: its last units
+    r = need_patch(need, {"quantity": 39})
+    assert r.status_code == 200, r.text
+    assert w.allocations(need_id=need["id"]) == [], "a PATCH lowering quantity made allocations"
+    assert r.json()["remaining"] == 39, r.json()
+    r = need_patch(need, {"quantity": 45})
+    assert r.status_code == 200, r.text
+    allocs = w.allocations(need_id=need["id"])
+    assert [(a["offer_id"], a["quantity"]) for a in allocs] == [(offer["id"], 30)], allocs
+    assert (r.json()["remaining"], r.json()["allocated"]) == (15, 30), r.json()

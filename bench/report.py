@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""report.py — the results table of the need-post benchmark (bench/run).
+
+Reads the results file bench/run writes, one measurement a line, `kind key=value ...`:
+  impactd open=N conns=C rps= p50_us= p99_us= requests= non201= socket_errors=  (wrk)
+  bare conns=C rps= p50_us= p99_us= requests= non201= socket_errors=    (wrk, bare_evhttp)
+  redis open=N conns=C rps= p50_us= p99_us= requests=           (redis-benchmark, EVALSHA)
+  memory item=need|offer open=N count= bytes=                   (used_memory delta of a step)
+  stream entries= bytes=                                        (MEMORY USAGE of the events)
+and prints the table, the ratios and the two targets of the issue, both read on the loaded
+runs (the most connections):
+  p50 and p99 at the largest N within 1.3x of those at the smallest N;
+  need-post req/s at least half the lower of the two references, at every N.
+Owns nothing; stdlib only.
+"""
+import sys
+
+LATENCY_TARGET = 1.3
+THROUGHPUT_TARGET = 0.5
+
+
+def parse(path):
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            kind, *fields = line.split()
+            rec = {'kind': kind}
+            for fld in fields:
+                k, v = fld.split('=', 1)
+                try:
+                    rec[k] = float(v)
+                except ValueError:
+                    rec[k] = v
+            rows.append(rec)
+    return rows
+
+
+def pick(rows, kind, conns, n=None):
+    for r in rows:
+        if r['kind'] == kind and r['conns'] == conns and (n is None or r['open'] == n):
+            return r
+    sys.exit(f'report.py: no {kind} result for {conns} connections, {n} open items')
+
+
+def verdict(ok):
+    return 'met' if ok else 'NOT met'
+
+
+def row(name, r):
+    print(f'{name:<50}{r["conns"]:>6.0f}{r["rps"]:>9.0f}{r["p50_us"] / 1000:>9.2f}'
+          f'{r["p99_us"] / 1000:>9.2f}')
+
+
+def main():
+    rows = parse(sys.argv[1])
+    sizes = sorted({r['open'] for r in rows if r['kind'] == 'impactd'})
+    loaded = max(r['conns'] for r in rows if r['kind'] == 'impactd')
+    solo = min(r['conns'] for r in rows if r['kind'] == 'impactd')
+
+    print(f'{"configuration":<50}{"conns":>6}{"req/s":>9}{"p50 ms":>9}{"p99 ms":>9}')
+    for n in sizes:
+        for c in (loaded, solo):
+            row(f'impactd POST /v1/needs, {n:,.0f} open items', pick(rows, 'impactd', c, n))
+    for c in (loaded, solo):
+        row('bare evhttp, same wrk load', pick(rows, 'bare', c))
+    for n in sizes:
+        for c in (loaded, solo):
+            row(f'redis-benchmark EVALSHA need_create, {n:,.0f} open', pick(rows, 'redis', c, n))
+    wrk_rows = [r for r in rows if r['kind'] in ('impactd', 'bare')]
+    bad = sum(r['non201'] + r['socket_errors'] for r in wrk_rows)
+    print(f'\nnon-201 answers and socket errors over all measured wrk runs: {bad:.0f}')
+
+    bare = pick(rows, 'bare', loaded)
+    print(f'\nratios at {loaded:.0f} connections' + ''.join(f'{n:>12,.0f}' for n in sizes))
+    worst = None
+    for label, ref in (('impactd / bare evhttp, req/s', lambda n: bare),
+                       ('impactd / redis-benchmark, req/s', lambda n: pick(rows, 'redis', loaded, n)),
+                       ('impactd / lower reference, req/s', None)):
+        vals = []
+        for n in sizes:
+            imp = pick(rows, 'impactd', loaded, n)
+            if ref:
+                vals.append(imp['rps'] / ref(n)['rps'])
+            else:
+                low = min(bare['rps'], pick(rows, 'redis', loaded, n)['rps'])
+                vals.append(imp['rps'] / low)
+                worst = min(vals)
+        print(f'  {label:<34}' + ''.join(f'{v:>12.2f}' for v in vals))
+
+    print('\nRedis memory (used_memory delta of each population step):')
+    for r in sorted((r for r in rows if r['kind'] == 'memory'), key=lambda r: (r['item'], r['open'])):
+        print(f'  {r["item"]:<6} step to {r["open"]:>9,.0f} open items: {r["count"]:>8,.0f} '
+              f'added, {r["bytes"] / r["count"]:>5.0f} bytes per open {r["item"]}')
+    stream = next((r for r in rows if r['kind'] == 'stream'), None)
+    if stream and stream['entries']:
+        print(f'  events stream: {stream["entries"]:,.0f} entries, '
+              f'{stream["bytes"] / stream["entries"]:.0f} bytes per entry '
+              '(capped near 1,000,000 entries; a matched need-post adds 2)')
+
+    lo, hi = sizes[0], sizes[-1]
+    print(f'\nlatency at {hi:,.0f} / at {lo:,.0f} open items:')
+    growth = {}
+    for c in (loaded, solo):
+        a, b = pick(rows, 'impactd', c, lo), pick(rows, 'impactd', c, hi)
+        growth[c] = (b['p50_us'] / a['p50_us'], b['p99_us'] / a['p99_us'])
+        print(f'  {c:>3.0f} connections: p50 {growth[c][0]:.2f}x, p99 {growth[c][1]:.2f}x')
+    print(f'target 1, latency at {loaded:.0f} connections within {LATENCY_TARGET}x: '
+          f'{verdict(max(growth[loaded]) <= LATENCY_TARGET)}')
+    print(f'target 2, need-post req/s >= {THROUGHPUT_TARGET} x the lower reference at every '
+          f'size (worst {worst:.2f}): {verdict(worst >= THROUGHPUT_TARGET)}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,32 @@
+/* notify.h — the transactional outbox: market events become signed messages.
+ *
+ * notify.c reads every market's event stream in the consumer group "notify" shared by all
+ * impactd processes, turns each event into one message per party concerned (inbox item +
+ * delivery state, signed v1a), schedules webhook deliveries, and acknowledges the event only
+ * then. Entries a dead consumer left pending are claimed with XAUTOCLAIM after 15 s.
+ * Delivery itself is webhook.c. */
+#ifndef IMPACTD_NOTIFY_H
+#define IMPACTD_NOTIFY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct server;
+struct event;
+
+struct notify {
+    struct event *poll_timer;       /* XREADGROUP of every market, 10 times a second */
+    struct event *claim_timer;      /* XAUTOCLAIM, every 5 s */
+    char consumer[96];
+    uint64_t groups_generation;     /* store generation the groups were created for */
+    unsigned groups_pending;
+    bool *reading;                  /* per market: a read is in flight (owned) */
+    uint64_t messages_created;
+};
+
+int notify_start(struct server *srv) __attribute__((warn_unused_result));
+void notify_stop(struct server *srv);
+/* Reads the events now rather than at the next tick (after a request that made some). */
+void notify_kick(struct server *srv);
+
+#endif
