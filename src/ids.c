@@ -1,4 +1,9 @@
-/* ids.c — time-ordered opaque ids: prefix + 26 chars of lower-case Crockford base32. */
+/* ids.c — time-ordered opaque ids: prefix + 26 chars of lower-case Crockford base32.
+ *
+ * Within one process ids are strictly increasing: two ids made in the same millisecond (or
+ * after the clock stepped back) reuse the last time and add one to the last random part, as
+ * ULID's monotonic mode does. That last id is the only state kept here; it only ever moves
+ * forward, like the clock it stands for. */
 #include "impactd/ids.h"
 
 #include <sodium.h>
@@ -6,15 +11,27 @@
 
 static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
+static struct { int64_t ms; unsigned char rnd[10]; } id_last;
+
 void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN])
 {
     unsigned char raw[16];
+    if (now_ms <= id_last.ms) {
+        now_ms = id_last.ms;
+        int i = 9;
+        while (i >= 0 && ++id_last.rnd[i] == 0)
+            i--;            /* carry; 80 bits do not run out within one millisecond */
+    } else {
+        id_last.ms = now_ms;
+        randombytes_buf(id_last.rnd, sizeof id_last.rnd);
+        id_last.rnd[0] &= 0x7f;     /* leave room to count up */
+    }
     uint64_t t = (uint64_t)now_ms;
     for (int i = 5; i >= 0; i--) {
         raw[i] = (unsigned char)(t & 0xff);
         t >>= 8;
     }
-    randombytes_buf(raw + 6, 10);
+    memcpy(raw + 6, id_last.rnd, 10);
     size_t plen = strlen(prefix);
     memcpy(out, prefix, plen);
     /* 128 bits -> 26 base32 digits (the first carries 3 bits) */

@@ -8,6 +8,7 @@
 
 #include "impactd/handlers.h"
 #include "impactd/http.h"
+#include "impactd/ids.h"
 #include "impactd/json_util.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
@@ -121,13 +122,35 @@ static void on_inbox_page(struct req *r, enum store_status st, redisReply *reply
     http_reply_json(r, 200, body);
 }
 
+/* `after` may also be a message id of the caller's inbox: its entry is the cursor. */
+static void on_after_message(struct req *r, enum store_status st, redisReply *reply)
+{
+    if (st != STORE_OK || reply_is_error(reply, NULL)) {
+        http_reply_store_failure(r, st, reply);
+        return;
+    }
+    json_t *state = reply->type == REDIS_REPLY_STRING ? json_loads(reply->str, 0, NULL) : NULL;
+    const char *entry = json_string_value(json_object_get(state, "entry"));
+    if (!entry || !cursor_valid(entry)) {
+        json_decref(state);
+        json_t *errors = problem_errors_new();
+        problem_errors_add(errors, "after", "is not a cursor or a message of this inbox");
+        http_reply_invalid(r, errors);
+        return;
+    }
+    int64_t limit = (int64_t)(intptr_t)r->ctx;
+    inbox_range(r, entry, limit + 1, on_inbox_page);
+    json_decref(state);
+}
+
 void notifications_list(struct req *r)
 {
     const char *after = http_query(r, "after");
     int64_t limit;
     json_t *errors = problem_errors_new();
-    if (after && !cursor_valid(after))
-        problem_errors_add(errors, "after", "is not a cursor this server issued");
+    bool by_message = after && id_valid(after, "msg_");
+    if (after && !by_message && !cursor_valid(after))
+        problem_errors_add(errors, "after", "is not a cursor or a message of this inbox");
     if (validate_query_int(http_query(r, "limit"), 1, 500, 50, &limit) != 0)
         problem_errors_add(errors, "limit", "must be an integer between 1 and 500");
     if (json_array_size(errors)) {
@@ -137,6 +160,15 @@ void notifications_list(struct req *r)
     json_decref(errors);
     r->ctx = (void *)(intptr_t)limit;   /* a number, not an allocation */
     r->ctx_free = NULL;
+    if (by_message) {
+        struct cmd c;
+        cmd_init(&c);
+        cmd_add(&c, "HGET");
+        store_key(&r->srv->store, &c, KEY_MESSAGES, r->who.participant_id);
+        cmd_add(&c, after);
+        http_store_send(r, &c, on_after_message);
+        return;
+    }
     inbox_range(r, after, limit + 1, on_inbox_page);
 }
 
@@ -144,7 +176,7 @@ void notifications_list(struct req *r)
 
 struct sse {
     struct event *timer;
-    char cursor[48];
+    char cursor[48];            /* "" until the end of the inbox at connection is known */
     int64_t last_write_us;
     bool polling;
 };
@@ -170,6 +202,23 @@ static void on_sse_closed(struct req *r)
     struct sse *s = r->ctx;
     if (!s->polling)
         sse_finish(r);      /* else the poll's callback ends it */
+}
+
+/* A stream without Last-Event-ID starts after the newest item at connection time. */
+static void on_sse_start(struct req *r, enum store_status st, redisReply *reply)
+{
+    struct sse *s = r->ctx;
+    s->polling = false;
+    if (r->client_gone || r->srv->stopping) {
+        sse_finish(r);
+        return;
+    }
+    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY)
+        return;     /* try again at the next tick */
+    const char *last = reply->elements && reply->element[0]->type == REDIS_REPLY_ARRAY &&
+                               reply->element[0]->elements
+                           ? reply->element[0]->element[0]->str : "0-0";
+    snprintf(s->cursor, sizeof s->cursor, "%s", last);
 }
 
 static void on_sse_page(struct req *r, enum store_status st, redisReply *reply)
@@ -224,6 +273,18 @@ static void on_sse_tick(evutil_socket_t fd, short what, void *arg)
     if (s->polling || !store_ready(&r->srv->store))
         return;
     s->polling = true;
+    if (!s->cursor[0]) {
+        struct cmd c;
+        cmd_init(&c);
+        cmd_add(&c, "XREVRANGE");
+        store_key(&r->srv->store, &c, KEY_INBOX, r->who.participant_id);
+        cmd_add(&c, "+");
+        cmd_add(&c, "-");
+        cmd_add(&c, "COUNT");
+        cmd_add(&c, "1");
+        http_store_send(r, &c, on_sse_start);
+        return;
+    }
     inbox_range(r, s->cursor, STREAM_BATCH, on_sse_page);
 }
 
@@ -243,7 +304,7 @@ void notifications_stream(struct req *r)
         http_reply_problem(r, 500, NULL, "out of memory");
         return;
     }
-    snprintf(s->cursor, sizeof s->cursor, "%s", after ? after : "0-0");
+    snprintf(s->cursor, sizeof s->cursor, "%s", after ? after : "");
     r->ctx = s;
     r->ctx_free = sse_free;
     s->timer = event_new(r->srv->base, -1, EV_PERSIST, on_sse_tick, r);

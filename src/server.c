@@ -171,9 +171,9 @@ int server_run(struct server *srv)
 void server_free(struct server *srv)
 {
     http_free(srv);
+    store_close(&srv->store);   /* pending callbacks run now, while their owners still exist */
     sweeper_stop(srv);
     notify_stop(srv);
-    store_close(&srv->store);
     webhook_stop(srv);
     signing_wipe(&srv->signing);
     if (srv->sig_hup)

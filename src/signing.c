@@ -409,8 +409,8 @@ static int make_parents(const char *path, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
     size_t n = strlen(path);
-    if (n >= sizeof dir)
-        return fail(err, errlen, "%s: path too long", path);
+    if (n == 0 || n >= sizeof dir)
+        return fail(err, errlen, "\"%s\": not a usable path for the signing key", path);
     memcpy(dir, path, n + 1);
     for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';

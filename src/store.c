@@ -455,6 +455,11 @@ static int call_dispatch(struct store_call *call)
 static void store_submit(struct store *st, struct store_call *call)
 {
     struct timeval tv;
+    if (st->closing) {          /* shutting down: no timer will ever fire again */
+        call_finish(call, STORE_DOWN, NULL);
+        call_free(call);
+        return;
+    }
     if (call->cmd.failed)
         log_error("msg=\"command not built (out of memory or too many arguments)\" argc=%d",
                   call->cmd.argc);

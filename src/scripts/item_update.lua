@@ -27,6 +27,7 @@ if OP.action == 'delete' then
 end
 
 local set = OP.set or {}
+local old_quantity = rec.quantity
 for _, f in ipairs(OP.clear or {}) do rec[f] = nil end
 if set.quantity then
   local floor = rec.allocated + (rec.released or 0)
@@ -44,7 +45,7 @@ set_due(rec.id, rec.expires_at)
 save(rec, before)
 emit(OP.kind .. '.updated', OP.kind, rec)
 -- the contract matches on creation, raise and freed quantity: a raise is the only PATCH
-if set.quantity and rec.remaining > 0 then
+if set.quantity and set.quantity > old_quantity and rec.remaining > 0 then
   if is_offer then match_offer(rec) else match_need(rec) end
 end
 out[OP.kind] = rec

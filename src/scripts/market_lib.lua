@@ -13,7 +13,7 @@
 --        region and scope from the key names it is given; it never builds a key.
 -- ARGV, for every market script:
 --   1 now (Unix ms)   2 region graph "11=24.27;24=11;..."   3 lapse ms "stat.asap.urgent.routine"
---   4 id base for new allocations (24 chars; the script appends a 2-char counter)
+--   4 id base for new allocations (22 chars; the script appends a 4-char counter)
 --   5 market code (4 chars, ends every id)   6 the operation, JSON
 -- Records keep times as Unix ms; the daemon formats them.
 
@@ -127,8 +127,12 @@ end
 
 -- ---- needs ----
 
+-- Deadlines past year 2286 (10^13 ms) all sort as that year: scores stay within a band.
+local LAST_DEADLINE = NO_DEADLINE - 1
+
 local function need_score(n)
-  return URGENCY_RANK[n.urgency] * BAND + (n.needed_by or NO_DEADLINE)
+  local deadline = n.needed_by and math.min(n.needed_by, LAST_DEADLINE) or NO_DEADLINE
+  return URGENCY_RANK[n.urgency] * BAND + deadline
 end
 
 local function need_open_part(n)
@@ -176,12 +180,17 @@ end
 
 local B32 = '0123456789abcdefghjkmnpqrstvwxyz'
 
+local MAX_ALLOCATIONS = 32 * 32 * 32 * 32   -- per call: the 4-character counter
+
 local function next_alloc_id()
-  local hi = math.floor(alloc_seq / 32)
-  local lo = alloc_seq % 32
+  local n, digits = alloc_seq, ''
+  for _ = 1, 4 do
+    local d = n % 32
+    digits = string.sub(B32, d + 1, d + 1) .. digits
+    n = math.floor(n / 32)
+  end
   alloc_seq = alloc_seq + 1
-  return 'alc_' .. ALLOC_BASE .. string.sub(B32, hi + 1, hi + 1) ..
-    string.sub(B32, lo + 1, lo + 1) .. MARKET_CODE
+  return 'alc_' .. ALLOC_BASE .. digits .. MARKET_CODE
 end
 
 local function alloc_column(status)
@@ -220,7 +229,7 @@ local function grant(n, o)
 end
 
 local function allocate(n, o, q, tier)
-  if alloc_seq >= 1024 then return false end
+  if alloc_seq >= MAX_ALLOCATIONS then return false end
   local n_before, o_before = copy(n), offer_open_part(o)
   local a = {
     id = next_alloc_id(), need_id = n.id, offer_id = o.id, product = n.product,
@@ -357,7 +366,8 @@ local function match_offer(o)
     local passed_over = 0          -- largest remaining of a need skipped for min_lot
     for _, t in ipairs(tiers) do
       for band = 0, 3 do
-        local w = walker(t[2], band * BAND + o.ready_at, band * BAND + NO_DEADLINE)
+        local w = walker(t[2], band * BAND + math.min(o.ready_at, LAST_DEADLINE),
+          band * BAND + NO_DEADLINE)
         while o.remaining > 0 do
           local id = w.next()
           if not id then break end

@@ -3,7 +3,6 @@
 stream GET /v1/notifications/stream (new items as they happen, Last-Event-ID resumes)."""
 from __future__ import annotations
 
-import base64
 import json
 
 import impactd_harness as h
@@ -107,15 +106,33 @@ def test_inbox_pagination_covers_everything_once(impactd):
         assert seen == [i["id"] for i in full], f"limit={limit}: pages {[len(p) for p in pages]}"
         assert all(pages[:-1]), f"limit={limit}: an empty page before the end: {[len(p) for p in pages]}"
 
-    # `after` the last id still works later: empty now, then exactly the new item
+
+
+def test_inbox_resumes_after_the_last_item_id(impactd):
+    """docs/notifications.md: next_cursor is null at the end of the inbox "as of now" -- `after`
+    the last id still works later. Items carry no other cursor, so the last item's id is what a
+    client polling the inbox has in hand when next_cursor is null."""
+    d = impactd(env=notify_env())
+    m, hp = party(d, "manufacturer"), party(d, "hospital")
+    wr.offer(m, 1000)
+    wr.need(hp, 10)
+    wr.need(hp, 10)
+    full = wait_inbox(hp, 2)
+    r = hp.api.get("/v1/notifications", params={"limit": 500})
+    assert r.status_code == 200 and r.json()["next_cursor"] is None, r.text
     last = full[-1]["id"]
     r = hp.api.get("/v1/notifications", params={"after": last})
-    assert r.status_code == 200 and r.json()["items"] == [], r.text
+    assert r.status_code == 200, f"after=<the last item's id>: {r.status_code} {r.text[:300]}"
+    assert r.json()["items"] == [], r.text
     _, allocs = wr.need(hp, 10)
     newer = wr.wait_until(lambda: hp.api.get("/v1/notifications", params={"after": last}).json()["items"],
                           10, "the new item after the last id")
     assert len(newer) == 1 and json.loads(newer[0]["body"])["data"]["id"] == allocs[0]["id"], newer
     assert newer[0]["id"] not in {i["id"] for i in full}
+    # and after the first id: the second and the new one
+    r = hp.api.get("/v1/notifications", params={"after": full[0]["id"]})
+    assert r.status_code == 200, r.text
+    assert [i["id"] for i in r.json()["items"]] == [full[1]["id"], newer[0]["id"]], r.json()
 
 
 def test_inbox_item_is_the_webhook_message(impactd, webhook_receiver):
@@ -184,10 +201,21 @@ def test_stream_delivers_new_items_and_resumes_after_last_event_id(impactd):
     with SseClient(d, hp.token, params={"after": e1.id}) as s3:
         got = s3.wait_events(2)
         assert [e.event for e in got[:2]] == ["allocation.confirmed", "allocation.shipped"], got
-    # another participant's stream carries only its own items
-    with SseClient(d, m.token, last_event_id=None, params=None) as sm:
+
+
+def test_stream_without_last_event_id_sends_only_new_items(impactd):
+    """docs/notifications.md: the stream sends "every new item"; Last-Event-ID (or ?after=)
+    resumes after a cursor. Without either, what was in the inbox before is not replayed."""
+    d = impactd(env=notify_env())
+    m, hp = party(d, "manufacturer"), party(d, "hospital")
+    _, _, alloc = allocate(m, hp, 10, offer_quantity=100)
+    m.act(alloc["id"], "confirm")
+    before = wait_inbox(m, 2)
+    with SseClient(d, m.token) as sm:
         assert sm.wait_connected().status_code == 200
-        hp.act(alloc["id"], "receive")
+        m.act(alloc["id"], "ship")
         ev = sm.wait_events(1)[0]
-        assert ev.event == "allocation.received", ev
-        assert ev.item()["id"] not in {i["id"] for i in hp.inbox()}
+        assert ev.event == "allocation.shipped", \
+            f"first event {ev.event} ({ev.item()['id']}), items already there: {[i['id'] for i in before]}"
+        assert ev.item()["id"] not in {i["id"] for i in before}
+        assert ev.item()["id"] not in {i["id"] for i in hp.inbox()}, "the manufacturer's own message"

@@ -86,7 +86,9 @@ static void test_each_route_has_exactly_one_method(void **state)
 
 static bool is_public_path(const char *pattern)
 {
-    static const char *const OPS[] = { "/healthz", "/readyz", "/metrics", "/openapi.json" };
+    /* the contract's list: operations, the public keys, the catalogue */
+    static const char *const OPS[] = { "/healthz", "/readyz", "/metrics", "/openapi.json",
+                                       "/v1/keys" };
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
         if (strcmp(pattern, OPS[i]) == 0)
             return true;
@@ -110,6 +112,7 @@ static void test_public_routes_are_exactly_ops_and_catalog(void **state)
     assert_int_equal(routes[route_index(M_GET, "/readyz")].roles, ROLE_PUBLIC);
     assert_int_equal(routes[route_index(M_GET, "/metrics")].roles, ROLE_PUBLIC);
     assert_int_equal(routes[route_index(M_GET, "/openapi.json")].roles, ROLE_PUBLIC);
+    assert_int_equal(routes[route_index(M_GET, "/v1/keys")].roles, ROLE_PUBLIC);
     assert_int_equal(routes[route_index(M_GET, "/v1/catalog/products")].roles, ROLE_PUBLIC);
     assert_int_equal(routes[route_index(M_GET, "/v1/catalog/regions")].roles, ROLE_PUBLIC);
 }

@@ -207,7 +207,7 @@ static void test_changed_body_byte_changes_signatures(void **state)
     /* the original signature does not verify the changed content */
     unsigned char raw[crypto_sign_BYTES];
     size_t n = 0;
-    const char *orig = V1A_SIG + 4;
+    const char *orig = &V1A_SIG[4];
     assert_int_equal(sodium_base642bin(raw, sizeof raw, orig, strlen(orig), NULL, &n, NULL,
                                        sodium_base64_VARIANT_ORIGINAL), 0);
     char content[128];
