@@ -4,7 +4,7 @@
 Reads `redis-cli MONITOR` output (stdin) recorded while impactd served one POST /v1/needs,
 finds that EVALSHA (the one whose operation, the last argument, holds a "need"), and writes
 its arguments NUL-separated on stdout — the same SHA, KEYS and ARGV, byte for byte — except
-that 12 characters of the need id and of the allocation id base (ARGV[4]) become
+that the last 12 characters of the need id's 26 and of the allocation id base (ARGV[4]) become
 `__rand_int__`, which redis-benchmark -r replaces with 12 random digits (digits are valid
 base32), so every call creates a new need and a new allocation instead of a conflict.
 A summary goes to stderr. Owns nothing; stdlib only.
@@ -56,7 +56,7 @@ def main():
     args, op = find_call(sys.stdin.buffer.read().splitlines())
     numkeys = int(args[2])
     argv = args[3 + numkeys:]
-    if len(argv) != 6 or len(argv[3]) != 24:
+    if len(argv) != 6 or not re.fullmatch(rb'[0-9a-z]{12,}', argv[3]):
         sys.exit('evalsha_args.py: unexpected ARGV layout (market_lib.lua changed?)')
     need_id = op['need']['id'].encode()
     if not re.fullmatch(rb'ned_[0-9a-z]{30}', need_id):
@@ -65,7 +65,7 @@ def main():
     if argv[5].count(need_id) != 1:
         sys.exit('evalsha_args.py: the need id is not once in the operation')
     argv[5] = argv[5].replace(need_id, rand_id)
-    argv[3] = argv[3][:12] + RAND
+    argv[3] = argv[3][:-12] + RAND
     out = args[:3 + numkeys] + argv
     sys.stdout.buffer.write(b'\0'.join(out) + b'\0')
     print(f'need_create call: sha {args[1].decode()}, {numkeys} keys, '

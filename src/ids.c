@@ -61,3 +61,13 @@ bool id_valid(const char *s, const char *prefix)
             return false;
     return n >= 1 && n <= 32;
 }
+
+void id_base(int64_t now_ms, char *out, size_t n)
+{
+    char full[ID_MAX_LEN];
+    id_new("", now_ms, full);           /* time part; the rest is replaced */
+    for (size_t i = 10; i < n; i++)
+        full[i] = B32[randombytes_uniform(32)];
+    memcpy(out, full, n);
+    out[n] = '\0';
+}

@@ -95,8 +95,7 @@ int market_command(const struct server *srv, const struct market *m, enum market
     cmd_addf(c, "%lld.%lld.%lld.%lld", (long long)lapse[0], (long long)lapse[1],
              (long long)lapse[2], (long long)lapse[3]);
     char base[ID_MAX_LEN];
-    id_new("", now, base);
-    base[22] = '\0';   /* market_lib.lua appends a 4-character counter */
+    id_base(now, base, 22);     /* market_lib.lua appends a 4-character counter */
     cmd_add(c, base);
     cmd_add(c, m->code);
     char *text = json_dumps(op, JSON_COMPACT);

@@ -13,6 +13,10 @@
 
 void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN]);
 
+/* n (≤ 26) characters: 10 of time, then fresh random ones, never shared with another call
+ * (unlike a truncated id_new, whose monotonic step is in its last characters). */
+void id_base(int64_t now_ms, char *out, size_t n);
+
 /* True when s is prefix followed by 1-32 characters of [0-9a-z]. */
 bool id_valid(const char *s, const char *prefix);
 

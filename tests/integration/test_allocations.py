@@ -9,7 +9,7 @@ import pytest
 
 import impactd_harness as h
 from impactd_harness import assert_problem
-from model import World, iso, parse_ts, utcnow
+from model import World, iso, parse_ts, pipelined_posts, utcnow
 
 GEL = "hydroalcoholic-gel"
 ETHANOL = "ethanol-96"
@@ -316,3 +316,24 @@ def test_need_expiry(w):
     assert status_of(w, allocs[0]["id"]) == "proposed"
     o = w.need(overdue["id"])
     assert (o["status"], o["remaining"]) == ("open", 10), o
+
+
+def test_allocation_ids_are_unique_within_one_millisecond(w):
+    """30 needs sent pipelined on one connection (many created in the same millisecond), each
+    served by the same offer: 30 distinct allocations, each listed once and readable."""
+    m, hosp = w.manufacturer("11"), w.hospital("11")
+    offer, _ = m.offer(GEL, 100)
+    answers = pipelined_posts(w.daemon, hosp.token, "/v1/needs",
+                              [{"product": GEL, "quantity": 1, "urgency": "stat"}] * 30)
+    assert all(s == 201 for s, _ in answers), answers[:3]
+    made = [a for _, b in answers for a in b["allocations"]]
+    assert len(made) == 30
+    ids = [a["id"] for a in made]
+    assert len(set(ids)) == 30, f"{30 - len(set(ids))} allocation ids were handed out twice"
+    for a, (_, b) in zip(made, answers):
+        got = w.allocation(a["id"])
+        assert (got["need_id"], got["offer_id"]) == (b["need"]["id"], offer["id"]), got
+    assert sorted(x["id"] for x in w.allocations()) == sorted(ids)
+    assert len(hosp.list_all("/v1/allocations")) == 30
+    got = w.offer(offer["id"])
+    assert (got["allocated"], got["remaining"]) == (30, 70), got
