@@ -39,24 +39,29 @@ def unrepr(s):
 
 
 def find_call(lines):
+    """The first EVALSHA whose operation (ARGV[6], market_lib.lua) holds a need: its
+    arguments, its number of keys and the operation."""
     for line in lines:
         args = [unrepr(m.group(1)) for m in QUOTED.finditer(line)]
-        if len(args) < 3 or args[0].upper() != b'EVALSHA':
+        if len(args) < 3 or args[0].upper() != b'EVALSHA' or not args[2].isdigit():
+            continue
+        numkeys = int(args[2])
+        argv = args[3 + numkeys:]
+        if len(argv) < 6:
             continue
         try:
-            op = json.loads(args[-1])
+            op = json.loads(argv[5])
         except ValueError:
             continue
         if isinstance(op, dict) and 'need' in op:
-            return args, op
+            return args, numkeys, op
     sys.exit('evalsha_args.py: no need_create EVALSHA in the MONITOR output')
 
 
 def main():
-    args, op = find_call(sys.stdin.buffer.read().splitlines())
-    numkeys = int(args[2])
+    args, numkeys, op = find_call(sys.stdin.buffer.read().splitlines())
     argv = args[3 + numkeys:]
-    if len(argv) != 6 or not re.fullmatch(rb'[0-9a-z]{12,}', argv[3]):
+    if not re.fullmatch(rb'[0-9a-z]{12,}', argv[3]):
         sys.exit('evalsha_args.py: unexpected ARGV layout (market_lib.lua changed?)')
     need_id = op['need']['id'].encode()
     if not re.fullmatch(rb'ned_[0-9a-z]{30}', need_id):

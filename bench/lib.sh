@@ -34,6 +34,16 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
+# child_of PID: the pid of PID's child (the command `timeout` runs).
+child_of() {
+    pgrep -P "$1" | head -n 1
+}
+
+# cpu_ticks PID: user + system CPU time PID has used, in clock ticks (getconf CLK_TCK).
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 bench_cleanup() {
     local pid
     for pid in "${bench_pids[@]}"; do

@@ -2,18 +2,21 @@
 """report.py — the results table of the need-post benchmark (bench/run).
 
 Reads the results file bench/run writes, one measurement a line, `kind key=value ...`:
-  impactd open=N conns=C rps= p50_us= p99_us= requests= non201= socket_errors= backlog=
-          drain_s=       (wrk; the notifier's backlog when wrk stopped, seconds to drain it)
-  bare conns=C rps= p50_us= p99_us= requests= non201= socket_errors=    (wrk, bare_evhttp)
-  redis open=N conns=C rps= p50_us= p99_us= requests=           (redis-benchmark, EVALSHA)
+  impactd open=N conns=C rps= p50_us= p99_us= requests= duration_us= non201= socket_errors=
+          backlog= drain_s= impactd_cpu_us= redis_cpu_us=                      (wrk)
+  bare conns=C rps= p50_us= p99_us= requests= ... bare_cpu_us=          (wrk, bare_evhttp)
+  redis open=N conns=C rps= p50_us= p99_us= requests= redis_cpu_us= (redis-benchmark EVALSHA)
   memory item=need|offer open=N count= bytes=                   (used_memory delta of a step)
   stream entries= bytes=                                        (MEMORY USAGE of the events)
-and prints the table, the ratios and the two targets of the issue, both read on the loaded
-runs (the most connections):
+backlog is what the notifier had not yet handled when wrk stopped, drain_s the seconds it
+then took; *_cpu_us the CPU time (user + system) a process spent per request, drain
+included. "sustained" is req/s with the drain time counted: the rate at which need-posts and
+their notifications both keep up.
+
+Then the two targets of the issue, read on the loaded runs (the most connections):
   p50 and p99 at the largest N within 1.3x of those at the smallest N;
   need-post req/s at least half the lower of the two references, at every N.
-"sustained" is req/s counting the drain time too: the rate at which need-posts and their
-notifications both keep up. Owns nothing; stdlib only.
+Owns nothing; stdlib only.
 """
 import sys
 
@@ -44,21 +47,27 @@ def pick(rows, kind, conns, n=None):
     sys.exit(f'report.py: no {kind} result for {conns} connections, {n} open items')
 
 
+def sustained(r):
+    return r['requests'] / (r['duration_us'] / 1e6 + r['drain_s'])
+
+
 def verdict(ok):
     return 'met' if ok else 'NOT met'
 
 
-def sustained(r):
-    """req/s counting the time the notifier needed after wrk stopped to catch up."""
-    return r['requests'] / (r['duration_us'] / 1e6 + r['drain_s'])
+def opt(r, key, width):
+    return f'{r[key]:>{width}.0f}' if key in r else ' ' * width
 
 
-def row(name, r):
-    extra = ''
-    if 'drain_s' in r:
-        extra = f'{r["backlog"]:>9.0f}{r["drain_s"]:>8.1f}{sustained(r):>11.0f}'
-    print(f'{name:<50}{r["conns"]:>6.0f}{r["rps"]:>9.0f}{r["p50_us"] / 1000:>9.2f}'
-          f'{r["p99_us"] / 1000:>9.2f}{extra}')
+HEAD = (f'{"configuration":<46}{"conns":>6}{"req/s":>8}{"p50 ms":>8}{"p99 ms":>8}'
+        f'{"server":>8}{"redis":>7}{"backlog":>9}{"drain s":>8}{"sustained":>10}')
+
+
+def row(name, r, server_cpu):
+    print(f'{name:<46}{r["conns"]:>6.0f}{r["rps"]:>8.0f}{r["p50_us"] / 1000:>8.2f}'
+          f'{r["p99_us"] / 1000:>8.2f}{opt(r, server_cpu, 8)}{opt(r, "redis_cpu_us", 7)}'
+          + (f'{r["backlog"]:>9.0f}{r["drain_s"]:>8.1f}{sustained(r):>10.0f}'
+             if 'drain_s' in r else ''))
 
 
 def main():
@@ -67,16 +76,17 @@ def main():
     loaded = max(r['conns'] for r in rows if r['kind'] == 'impactd')
     solo = min(r['conns'] for r in rows if r['kind'] == 'impactd')
 
-    print(f'{"configuration":<50}{"conns":>6}{"req/s":>9}{"p50 ms":>9}{"p99 ms":>9}'
-          f'{"backlog":>9}{"drain s":>8}{"sustained":>11}')
+    print(f'{"":<76}{"CPU us/req":^15}')
+    print(HEAD)
     for n in sizes:
         for c in (loaded, solo):
-            row(f'impactd POST /v1/needs, {n:,.0f} open items', pick(rows, 'impactd', c, n))
+            row(f'impactd POST /v1/needs, {n:,.0f} open items', pick(rows, 'impactd', c, n),
+                'impactd_cpu_us')
     for c in (loaded, solo):
-        row('bare evhttp, same wrk load', pick(rows, 'bare', c))
+        row('bare evhttp, same wrk load', pick(rows, 'bare', c), 'bare_cpu_us')
     for n in sizes:
         for c in (loaded, solo):
-            row(f'redis-benchmark EVALSHA need_create, {n:,.0f} open', pick(rows, 'redis', c, n))
+            row(f'redis-benchmark need_create, {n:,.0f} open', pick(rows, 'redis', c, n), '')
     wrk_rows = [r for r in rows if r['kind'] in ('impactd', 'bare')]
     bad = sum(r['non201'] + r['socket_errors'] for r in wrk_rows)
     print(f'\nnon-201 answers and socket errors over all measured wrk runs: {bad:.0f}')
@@ -84,18 +94,13 @@ def main():
     bare = pick(rows, 'bare', loaded)
     print(f'\nratios at {loaded:.0f} connections' + ''.join(f'{n:>12,.0f}' for n in sizes))
     worst = None
-    for label, ref in (('impactd / bare evhttp, req/s', lambda n: bare),
-                       ('impactd / redis-benchmark, req/s', lambda n: pick(rows, 'redis', loaded, n)),
-                       ('impactd / lower reference, req/s', None)):
-        vals = []
-        for n in sizes:
-            imp = pick(rows, 'impactd', loaded, n)
-            if ref:
-                vals.append(imp['rps'] / ref(n)['rps'])
-            else:
-                low = min(bare['rps'], pick(rows, 'redis', loaded, n)['rps'])
-                vals.append(imp['rps'] / low)
-                worst = min(vals)
+    for label, ref in (('impactd / bare evhttp, req/s', lambda n: bare['rps']),
+                       ('impactd / redis-benchmark, req/s',
+                        lambda n: pick(rows, 'redis', loaded, n)['rps']),
+                       ('impactd / lower reference, req/s',
+                        lambda n: min(bare['rps'], pick(rows, 'redis', loaded, n)['rps']))):
+        vals = [pick(rows, 'impactd', loaded, n)['rps'] / ref(n) for n in sizes]
+        worst = min(vals)           # the last line's: the target's
         print(f'  {label:<34}' + ''.join(f'{v:>12.2f}' for v in vals))
 
     print('\nRedis memory (used_memory delta of each population step):')

@@ -92,6 +92,9 @@ static const struct setting SETTINGS[] = {
       600000, "10s", "on SIGTERM, how long requests in flight may take to finish" },
     { "auth_cache_ttl", "IMPACTD_AUTH_CACHE_TTL", C_DURATION, OFF(auth_cache_ttl_ms), 0,
       60000, "2s", "how long a verified token is trusted before Redis is asked again" },
+    { "events_retention", "IMPACTD_EVENTS_RETENTION", C_INT, OFF(events_retention), 1000,
+      100000000, "1000000",
+      "events kept per market for /v1/feeds/events (older cursors get 410)" },
     { "backlog", "IMPACTD_BACKLOG", C_INT, OFF(backlog), 16, 65535, "1024",
       "listen(2) backlog" },
 };

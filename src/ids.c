@@ -11,27 +11,17 @@
 
 static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
-static struct { int64_t ms; unsigned char rnd[10]; } id_last;
-
-void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN])
+/* prefix + 26 base32 digits of 48 bits of ms then the 80 bits of rnd. */
+static void id_encode(const char *prefix, int64_t now_ms, const unsigned char rnd[10],
+                      char out[ID_MAX_LEN])
 {
     unsigned char raw[16];
-    if (now_ms <= id_last.ms) {
-        now_ms = id_last.ms;
-        int i = 9;
-        while (i >= 0 && ++id_last.rnd[i] == 0)
-            i--;            /* carry; 80 bits do not run out within one millisecond */
-    } else {
-        id_last.ms = now_ms;
-        randombytes_buf(id_last.rnd, sizeof id_last.rnd);
-        id_last.rnd[0] &= 0x7f;     /* leave room to count up */
-    }
     uint64_t t = (uint64_t)now_ms;
     for (int i = 5; i >= 0; i--) {
         raw[i] = (unsigned char)(t & 0xff);
         t >>= 8;
     }
-    memcpy(raw + 6, id_last.rnd, 10);
+    memcpy(raw + 6, rnd, 10);
     size_t plen = strlen(prefix);
     memcpy(out, prefix, plen);
     /* 128 bits -> 26 base32 digits (the first carries 3 bits) */
@@ -50,6 +40,23 @@ void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN])
     p[k] = '\0';
 }
 
+static struct { int64_t ms; unsigned char rnd[10]; } id_last;
+
+void id_new(const char *prefix, int64_t now_ms, char out[ID_MAX_LEN])
+{
+    if (now_ms <= id_last.ms) {
+        now_ms = id_last.ms;
+        int i = 9;
+        while (i >= 0 && ++id_last.rnd[i] == 0)
+            i--;            /* carry; 80 bits do not run out within one millisecond */
+    } else {
+        id_last.ms = now_ms;
+        randombytes_buf(id_last.rnd, sizeof id_last.rnd);
+        id_last.rnd[0] &= 0x7f;     /* leave room to count up */
+    }
+    id_encode(prefix, now_ms, id_last.rnd, out);
+}
+
 bool id_valid(const char *s, const char *prefix)
 {
     size_t plen = strlen(prefix);
@@ -64,10 +71,10 @@ bool id_valid(const char *s, const char *prefix)
 
 void id_base(int64_t now_ms, char *out, size_t n)
 {
+    unsigned char rnd[10];
     char full[ID_MAX_LEN];
-    id_new("", now_ms, full);           /* time part; the rest is replaced */
-    for (size_t i = 10; i < n; i++)
-        full[i] = B32[randombytes_uniform(32)];
+    randombytes_buf(rnd, sizeof rnd);
+    id_encode("", now_ms, rnd, full);       /* the monotonic state is not involved */
     memcpy(out, full, n);
     out[n] = '\0';
 }

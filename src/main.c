@@ -1,6 +1,7 @@
 /* main.c — command line, configuration loading, start-up and exit status. Nothing else.
  *
  *   impactd [--config FILE] [--check-config]
+ *   impactd [--config FILE] rotate-key
  *   impactd --help | --version
  * Exit status: 0 after a clean shutdown or a good --check-config, 2 for a usage or
  * configuration error, 1 when the server cannot start or its loop fails. */
@@ -15,6 +16,7 @@
 #include "impactd/config.h"
 #include "impactd/log.h"
 #include "impactd/server.h"
+#include "impactd/signing.h"
 
 #define DEFAULT_CONFIG "config/impactd.conf"
 
@@ -23,11 +25,14 @@ static void usage(FILE *out)
     fprintf(out,
             "impactd %s — emergency supply-coordination marketplace daemon\n\n"
             "Usage: impactd [--config FILE] [--check-config]\n"
+            "       impactd [--config FILE] rotate-key\n"
             "       impactd --help | --version\n\n"
             "Options:\n"
             "  -c, --config FILE   configuration file (default: %s, relative to the\n"
             "                      working directory)\n"
             "  --check-config      load the configuration and the catalogue, report, exit\n"
+            "  rotate-key          add a new current signing key (the previous ones stay\n"
+            "                      listed in /v1/keys); send SIGHUP to running daemons\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n\n"
             "Settings (config-file key, environment variable, default). The environment\n"
@@ -46,7 +51,7 @@ static const char *env_lookup(const char *name) { return getenv(name); }
 int main(int argc, char **argv)
 {
     const char *config_path = DEFAULT_CONFIG;
-    bool check_only = false;
+    bool check_only = false, rotate = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -57,6 +62,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--check-config")) {
             check_only = true;
+        } else if (!strcmp(a, "rotate-key")) {
+            rotate = true;
         } else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
             config_path = argv[++i];
         } else if (!strncmp(a, "--config=", 9)) {
@@ -79,6 +86,18 @@ int main(int argc, char **argv)
     if (sodium_init() < 0) {
         fprintf(stderr, "impactd: libsodium failed to initialise\n");
         return 1;
+    }
+    if (rotate) {
+        struct signing keys;
+        if (signing_load(&keys, srv.cfg.signing_key_file, err, sizeof err) != 0 ||
+            signing_rotate(&keys, srv.cfg.signing_key_file, err, sizeof err) != 0) {
+            fprintf(stderr, "impactd: %s\n", err);
+            return 1;
+        }
+        printf("impactd: new signing key %s in %s (%zu keys); send SIGHUP to running daemons\n",
+               keys.keys[0].kid, srv.cfg.signing_key_file, keys.nkeys);
+        signing_wipe(&keys);
+        return 0;
     }
     if (check_only) {
         struct catalog cat;

@@ -105,6 +105,7 @@ int market_command(const struct server *srv, const struct market *m, enum market
     }
     cmd_add(c, text);
     free(text);
+    cmd_addll(c, srv->cfg.events_retention);
     return nkeys;
 }
 

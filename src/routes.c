@@ -50,6 +50,9 @@ static const struct route ROUTES[] = {
     { M_POST, "/v1/allocations/{id}/decline", PARTY, ROUTE_BODY_OPTIONAL, allocations_decline },
     { M_POST, "/v1/allocations/{id}/ship", PARTY, ROUTE_BODY_OPTIONAL, allocations_ship },
     { M_POST, "/v1/allocations/{id}/receive", PARTY, ROUTE_BODY_OPTIONAL, allocations_receive },
+    /* the ministry's feeds (a regional token sees its regions only) */
+    { M_GET, "/v1/feeds/stock", READ, 0, feeds_stock },
+    { M_GET, "/v1/feeds/events", READ, 0, feeds_events },
     /* notifications: every participant's inbox; dead letters for operators */
     { M_GET, "/v1/notifications", ANY, 0, notifications_list },
     { M_GET, "/v1/notifications/stream", ANY, 0, notifications_stream },

@@ -59,6 +59,9 @@ struct attempt {
     int64_t start_us;
     int error;                  /* enum evhttp_request_error, -1 when none */
     unsigned pending;           /* outcome writes not back yet */
+    struct evhttp_connection *evcon;    /* while the request is out */
+    struct evhttp_request *req;
+    struct attempt *prev, *next;        /* in webhook->active while the request is out */
 };
 
 static void attempt_free(struct attempt *a)
@@ -196,9 +199,48 @@ static void on_request_error(enum evhttp_request_error error, void *arg)
     a->error = (int)error;
 }
 
+static void active_unlink(struct webhook *w, struct attempt *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        w->active = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->prev = a->next = NULL;
+}
+
+/* A connection cannot be freed from its own callback: it is freed at the next tick. */
+static void spend_connection(struct webhook *w, struct evhttp_connection *evcon)
+{
+    if (w->nspent == w->capspent) {
+        size_t cap = w->capspent ? w->capspent * 2 : 16;
+        struct evhttp_connection **grown = realloc(w->spent, cap * sizeof *grown);
+        if (!grown) {
+            log_error("msg=\"out of memory; one webhook connection leaks\"");
+            return;
+        }
+        w->spent = grown;
+        w->capspent = cap;
+    }
+    w->spent[w->nspent++] = evcon;
+}
+
+static void free_spent(struct webhook *w)
+{
+    for (size_t i = 0; i < w->nspent; i++)
+        evhttp_connection_free(w->spent[i]);
+    w->nspent = 0;
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct attempt *a = arg;
+    struct webhook *w = &a->srv->webhook;
+    active_unlink(w, a);
+    spend_connection(w, a->evcon);
+    a->evcon = NULL;
+    a->req = NULL;
     attempt_done(a, req ? evhttp_request_get_response_code(req) : 0);
 }
 
@@ -281,11 +323,16 @@ static void attempt_send(struct attempt *a, const char *ip)
     evbuffer_add(evhttp_request_get_output_buffer(req), a->body, blen);
     a->start_us = time_mono_us();
     if (evhttp_make_request(evcon, req, EVHTTP_REQ_POST, a->path) != 0) {
-        evhttp_connection_free(evcon);
+        evhttp_connection_free(evcon);     /* make_request freed req */
         attempt_done(a, 0);
         return;
     }
-    evhttp_connection_free_on_completion(evcon);
+    a->evcon = evcon;
+    a->req = req;
+    a->next = w->active;
+    if (w->active)
+        w->active->prev = a;
+    w->active = a;
 }
 
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
@@ -429,6 +476,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct server *srv = arg;
     struct webhook *w = &srv->webhook;
+    free_spent(w);
     if (w->claiming || srv->stopping || !store_ready(&srv->store) || w->inflight >= MAX_INFLIGHT)
         return;
     w->claiming = true;
@@ -487,6 +535,15 @@ void webhook_stop(struct server *srv)
     struct webhook *w = &srv->webhook;
     if (w->timer)
         event_free(w->timer);
+    free_spent(w);
+    free(w->spent);
+    while (w->active) {             /* requests still out at exit: abandon them */
+        struct attempt *a = w->active;
+        active_unlink(w, a);
+        evhttp_cancel_request(a->req);
+        evhttp_connection_free(a->evcon);
+        attempt_free(a);
+    }
     if (w->dns)
         evdns_base_free(w->dns, 1);
     if (w->ssl)

@@ -54,6 +54,7 @@ struct config {
     int64_t shutdown_timeout_ms;
     int64_t auth_cache_ttl_ms;
     int64_t backlog;
+    int64_t events_retention;       /* entries kept per market event stream */
 };
 
 /* Fills every setting with its default. Cannot fail: defaults are checked by unit tests. */

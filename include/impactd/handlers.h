@@ -52,4 +52,8 @@ void notifications_stream(struct req *r);
 void deadletters_list(struct req *r);
 void deadletters_redeliver(struct req *r);
 
+/* feeds.c */
+void feeds_stock(struct req *r);
+void feeds_events(struct req *r);
+
 #endif

@@ -17,6 +17,8 @@ struct server;
 struct event;
 struct evdns_base;
 struct ssl_ctx_st;
+struct attempt;
+struct evhttp_connection;
 
 struct webhook {
     struct event *timer;            /* claims due deliveries, 5 times a second */
@@ -24,6 +26,9 @@ struct webhook {
     struct ssl_ctx_st *ssl;         /* owned */
     struct dict endpoints;          /* "scheme://host:port" -> in-flight count (intptr_t) */
     unsigned inflight;              /* attempts under way in this process */
+    struct attempt *active;         /* attempts with an HTTP request out (a list) */
+    struct evhttp_connection **spent;   /* finished connections, freed at the next tick */
+    size_t nspent, capspent;
     bool claiming;
     uint64_t delivered, retried, dead;
 };

@@ -15,6 +15,7 @@
 --   1 now (Unix ms)   2 region graph "11=24.27;24=11;..."   3 lapse ms "stat.asap.urgent.routine"
 --   4 id base for new allocations (22 chars; the script appends a 4-char counter)
 --   5 market code (4 chars, ends every id)   6 the operation, JSON
+--   7 events kept in the stream (approximate MAXLEN)
 -- Records keep times as Unix ms; the daemon formats them.
 
 local K_OFFERS, K_NEEDS, K_ALLOCS, K_OWN, K_ALL, K_EXCL, K_AGG, K_EVENTS, K_DUE =
@@ -22,6 +23,7 @@ local K_OFFERS, K_NEEDS, K_ALLOCS, K_OWN, K_ALL, K_EXCL, K_AGG, K_EVENTS, K_DUE 
 local NOW = tonumber(ARGV[1])
 local ALLOC_BASE, MARKET_CODE = ARGV[4], ARGV[5]
 local OP = cjson.decode(ARGV[6])
+local RETENTION = ARGV[7]
 
 local OI, NI = {}, {}            -- OI[region][scope], NI[region]: index keys given
 local REGIONS = {}               -- every region with an index key, sorted
@@ -86,7 +88,7 @@ local function agg(region, product, column, delta)
 end
 
 local function emit(etype, kind, rec)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', 1000000, '*',
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', RETENTION, '*',
     'type', etype, 'kind', kind, 'id', rec.id, 'data', cjson.encode(rec))
 end
 

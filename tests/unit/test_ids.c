@@ -38,17 +38,30 @@ static void test_id_has_prefix_and_26_base32_chars(void **state)
 static void test_id_first_ten_chars_encode_the_time(void **state)
 {
     (void)state;
+    /* id_base: the same encoding, without id_new's monotonic clamp */
     char id[ID_MAX_LEN];
-    id_new("x_", 0, id);
-    assert_memory_equal(id + 2, "0000000000", 10);
-    id_new("x_", 1, id);
-    assert_memory_equal(id + 2, "0000000001", 10);
-    id_new("x_", 32, id);
-    assert_memory_equal(id + 2, "0000000010", 10);
-    id_new("x_", 31, id);
-    assert_memory_equal(id + 2, "000000000z", 10);
-    id_new("x_", (1LL << 48) - 1, id);
-    assert_memory_equal(id + 2, "7zzzzzzzzz", 10);
+    id_base(0, id, 26);
+    assert_memory_equal(id, "0000000000", 10);
+    id_base(1, id, 26);
+    assert_memory_equal(id, "0000000001", 10);
+    id_base(32, id, 26);
+    assert_memory_equal(id, "0000000010", 10);
+    id_base(31, id, 26);
+    assert_memory_equal(id, "000000000z", 10);
+    id_base((1LL << 48) - 1, id, 26);
+    assert_memory_equal(id, "7zzzzzzzzz", 10);
+}
+
+static void test_ids_stay_ordered_when_the_clock_steps_back(void **state)
+{
+    (void)state;
+    char a[ID_MAX_LEN], b[ID_MAX_LEN], c[ID_MAX_LEN];
+    id_new("x_", 5000000000000LL, a);
+    id_new("x_", 5000000000000LL, b);       /* same millisecond */
+    id_new("x_", 4000000000000LL, c);       /* the clock went back */
+    assert_true(strcmp(a, b) < 0);
+    assert_true(strcmp(b, c) < 0);
+    assert_memory_equal(a + 2, c + 2, 10);  /* c keeps the last time */
 }
 
 static void test_ids_sort_by_creation_time(void **state)
@@ -112,6 +125,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_id_has_prefix_and_26_base32_chars),
         cmocka_unit_test(test_id_first_ten_chars_encode_the_time),
+        cmocka_unit_test(test_ids_stay_ordered_when_the_clock_steps_back),
         cmocka_unit_test(test_ids_sort_by_creation_time),
         cmocka_unit_test(test_ids_at_same_ms_differ),
         cmocka_unit_test(test_id_valid),
