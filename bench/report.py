@@ -11,7 +11,8 @@ Reads the results file bench/run writes, one measurement a line, `kind key=value
 backlog is what the notifier had not yet handled when wrk stopped, drain_s the seconds it
 then took; *_cpu_us the CPU time (user + system) a process spent per request, drain
 included. "sustained" is req/s with the drain time counted: the rate at which need-posts and
-their notifications both keep up.
+their notifications both keep up. A configuration measured several times shows the median of
+each figure, and "spread" the range of its req/s over that median.
 
 Then the two targets of the issue, read on the loaded runs (the most connections):
   p50 and p99 at the largest N within 1.3x of those at the smallest N;
@@ -24,8 +25,27 @@ LATENCY_TARGET = 1.3
 THROUGHPUT_TARGET = 0.5
 
 
+def median(vals):
+    vals = sorted(vals)
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
+
+def merge(runs):
+    """One row from the repeated runs of one configuration: the median of every figure."""
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, float) and k not in ('open', 'conns'):
+            out[k] = median([r[k] for r in runs])
+    out['runs'] = len(runs)
+    if 'rps' in out:
+        rps = [r['rps'] for r in runs]
+        out['spread'] = (max(rps) - min(rps)) / out['rps'] * 100
+    return out
+
+
 def parse(path):
-    rows = []
+    groups = {}
     with open(path, encoding='utf-8') as f:
         for line in f:
             kind, *fields = line.split()
@@ -36,8 +56,9 @@ def parse(path):
                     rec[k] = float(v)
                 except ValueError:
                     rec[k] = v
-            rows.append(rec)
-    return rows
+            key = (kind, rec.get('open'), rec.get('conns'), rec.get('item'))
+            groups.setdefault(key, []).append(rec)
+    return [merge(runs) for runs in groups.values()]
 
 
 def pick(rows, kind, conns, n=None):
@@ -59,14 +80,16 @@ def opt(r, key, width):
     return f'{r[key]:>{width}.0f}' if key in r else ' ' * width
 
 
-HEAD = (f'{"configuration":<46}{"conns":>6}{"req/s":>8}{"p50 ms":>8}{"p99 ms":>8}'
-        f'{"server":>8}{"redis":>7}{"backlog":>9}{"drain s":>8}{"sustained":>10}')
+HEAD = (f'{"configuration":<44}{"conns":>6}{"runs":>5}{"req/s":>8}{"spread":>7}{"p50 ms":>8}'
+        f'{"p99 ms":>8}{"server":>8}{"redis":>7}{"backlog":>8}{"drain s":>8}{"sustained":>10}')
 
 
 def row(name, r, server_cpu):
-    print(f'{name:<46}{r["conns"]:>6.0f}{r["rps"]:>8.0f}{r["p50_us"] / 1000:>8.2f}'
-          f'{r["p99_us"] / 1000:>8.2f}{opt(r, server_cpu, 8)}{opt(r, "redis_cpu_us", 7)}'
-          + (f'{r["backlog"]:>9.0f}{r["drain_s"]:>8.1f}{sustained(r):>10.0f}'
+    spread = f'{r["spread"]:>6.0f}%' if r['runs'] > 1 else ' ' * 7
+    print(f'{name:<44}{r["conns"]:>6.0f}{r["runs"]:>5.0f}{r["rps"]:>8.0f}{spread}'
+          f'{r["p50_us"] / 1000:>8.2f}{r["p99_us"] / 1000:>8.2f}{opt(r, server_cpu, 8)}'
+          f'{opt(r, "redis_cpu_us", 7)}'
+          + (f'{r["backlog"]:>8.0f}{r["drain_s"]:>8.1f}{sustained(r):>10.0f}'
              if 'drain_s' in r else ''))
 
 
@@ -76,7 +99,7 @@ def main():
     loaded = max(r['conns'] for r in rows if r['kind'] == 'impactd')
     solo = min(r['conns'] for r in rows if r['kind'] == 'impactd')
 
-    print(f'{"":<76}{"CPU us/req":^15}')
+    print(f'{"":<86}{"CPU us/req":^15}')
     print(HEAD)
     for n in sizes:
         for c in (loaded, solo):
@@ -88,7 +111,7 @@ def main():
         for c in (loaded, solo):
             row(f'redis-benchmark need_create, {n:,.0f} open', pick(rows, 'redis', c, n), '')
     wrk_rows = [r for r in rows if r['kind'] in ('impactd', 'bare')]
-    bad = sum(r['non201'] + r['socket_errors'] for r in wrk_rows)
+    bad = sum((r['non201'] + r['socket_errors']) * r['runs'] for r in wrk_rows)
     print(f'\nnon-201 answers and socket errors over all measured wrk runs: {bad:.0f}')
 
     bare = pick(rows, 'bare', loaded)

@@ -285,6 +285,12 @@ struct events_job {
     bool failed;
     bool gone;              /* the cursor points before what a stream still holds */
     long long cms, cseq;    /* the cursor, when given */
+    size_t cmarket;
+    bool has_cursor;
+    unsigned rounds;        /* fetches made for this page */
+    bool bounded;           /* a market had more than it answered: the page ends there */
+    long long bms, bseq;    /* ... at this position (the smallest such) */
+    size_t bmarket;
     enum store_status status;
     int64_t limit;
 };
@@ -323,6 +329,8 @@ static int by_position(const void *a, const void *b)
     return 0;
 }
 
+static void events_fetch(struct req *r, struct events_job *j);
+
 static void events_finish(struct req *r, struct events_job *j)
 {
     size_t n = json_array_size(j->items);
@@ -334,13 +342,46 @@ static void events_finish(struct req *r, struct events_job *j)
     for (size_t i = 0; i < n; i++)
         sorted[i] = json_array_get(j->items, i);
     qsort(sorted, n, sizeof *sorted, by_position);
+    size_t eligible = n;
+    if (j->bounded) {
+        json_t *bound = json_pack("[I, I, I]", (json_int_t)j->bms, (json_int_t)j->bseq,
+                                  (json_int_t)j->bmarket);
+        eligible = 0;
+        while (eligible < n && by_position(&sorted[eligible], &bound) <= 0)
+            eligible++;
+        json_decref(bound);
+    }
+    if (j->bounded && eligible < (size_t)j->limit && j->rounds < 16) {
+        /* too little this token may see up to the bound: keep it, read on from there */
+        json_t *kept = json_array();
+        for (size_t i = 0; i < eligible; i++)
+            json_array_append(kept, sorted[i]);
+        free(sorted);
+        json_decref(j->items);
+        j->items = kept;
+        j->has_cursor = true;
+        j->cms = j->bms;
+        j->cseq = j->bseq;
+        j->cmarket = j->bmarket;
+        j->bounded = false;
+        events_fetch(r, j);
+        return;
+    }
     json_t *items = json_array();
-    size_t take = n < (size_t)j->limit ? n : (size_t)j->limit;
+    size_t take = eligible < (size_t)j->limit ? eligible : (size_t)j->limit;
     for (size_t i = 0; i < take; i++)
         json_array_append(items, json_array_get(sorted[i], 3));
     json_t *body = json_pack("{s:o}", "items", items);
-    const char *last = take ? json_string_value(json_object_get(json_array_get(sorted[take - 1], 3), "id")) : NULL;
-    json_object_set_new(body, "next_cursor", n > take && last ? json_string(last) : json_null());
+    char bound_id[64];
+    const char *next = NULL;
+    if (eligible > take) {
+        next = json_string_value(json_object_get(json_array_get(sorted[take - 1], 3), "id"));
+    } else if (j->bounded) {    /* nothing visible up to the bound: resume from it */
+        snprintf(bound_id, sizeof bound_id, "%lld-%lld-%s", j->bms, j->bseq,
+                 r->srv->catalog.markets[j->bmarket].code);
+        next = bound_id;
+    }
+    json_object_set_new(body, "next_cursor", next ? json_string(next) : json_null());
     free(sorted);
     http_reply_json(r, 200, body);
 }
@@ -367,13 +408,31 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
         j->status = st;
     } else {
         int64_t settled = time_now_ms() - SETTLE_MS;
+        size_t examined = 0;
+        long long last_ms = 0, last_seq = 0;
+        const char *last_market = NULL;
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *e = reply->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
                 continue;
             long long ms, seq;
             if (sscanf(e->element[0]->str, "%lld-%lld", &ms, &seq) != 2 || ms > settled)
-                continue;
+                break;          /* the rest of this stream is not settled yet */
+            examined++;
+            last_ms = ms;
+            last_seq = seq;
+            const char *emid = NULL;
+            {
+                const char *d = entry_field(e->element[1], "data");
+                json_t *peek = d ? json_loads(d, 0, NULL) : NULL;
+                const char *m = json_string_value(json_object_get(peek, "market"));
+                for (size_t k = 0; m && k < cat->nmarkets; k++)
+                    if (!strcmp(cat->markets[k].id, m))
+                        emid = cat->markets[k].id;
+                json_decref(peek);
+            }
+            if (emid)
+                last_market = emid;
             const char *type = entry_field(e->element[1], "type");
             const char *kind = entry_field(e->element[1], "kind");
             const char *data = entry_field(e->element[1], "data");
@@ -399,6 +458,21 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
             }
             json_decref(rec);
         }
+        /* a full answer: this market has more after its last entry */
+        if (examined == (size_t)j->limit + 1 && last_market) {
+            size_t mi = 0;
+            while (mi < cat->nmarkets && strcmp(cat->markets[mi].id, last_market))
+                mi++;
+            bool smaller = !j->bounded || last_ms < j->bms ||
+                           (last_ms == j->bms && (last_seq < j->bseq ||
+                                                  (last_seq == j->bseq && mi < j->bmarket)));
+            if (mi < cat->nmarkets && smaller) {
+                j->bounded = true;
+                j->bms = last_ms;
+                j->bseq = last_seq;
+                j->bmarket = mi;
+            }
+        }
     }
     if (j->waiting)
         return;
@@ -414,19 +488,30 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
     events_finish(r, j);
 }
 
-/* XINFO STREAM: gone when an entry after the cursor was trimmed away. */
+/* XINFO STREAM: gone when the stream was trimmed (entries-added > length) and its oldest
+ * entry kept comes after the cursor — entries between the two may have been lost. (Redis
+ * moves max-deleted-entry-id on XDEL only, not on trimming, so it cannot tell.) */
 static void on_stream_info(struct req *r, enum store_status st, redisReply *reply)
 {
     struct events_job *j = r->ctx;
     if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
+        long long length = -1, added = -1, fms = -1, fseq = -1;
         for (size_t i = 0; i + 1 < reply->elements; i += 2) {
             const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-            long long ms, seq;
-            if (k->type == REDIS_REPLY_STRING && !strcmp(k->str, "max-deleted-entry-id") &&
-                v->type == REDIS_REPLY_STRING && sscanf(v->str, "%lld-%lld", &ms, &seq) == 2 &&
-                (ms > j->cms || (ms == j->cms && seq > j->cseq)))
-                j->gone = true;
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (!strcmp(k->str, "length") && v->type == REDIS_REPLY_INTEGER)
+                length = v->integer;
+            else if (!strcmp(k->str, "entries-added") && v->type == REDIS_REPLY_INTEGER)
+                added = v->integer;
+            else if (!strcmp(k->str, "first-entry") && v->type == REDIS_REPLY_ARRAY &&
+                     v->elements >= 1 && v->element[0]->type == REDIS_REPLY_STRING &&
+                     sscanf(v->element[0]->str, "%lld-%lld", &fms, &fseq) != 2)
+                fms = -1;
         }
+        if (added > length && length >= 0 && fms >= 0 &&
+            (fms > j->cms || (fms == j->cms && fseq > j->cseq + 1)))
+            j->gone = true;
     }
     /* no such stream yet, or an old Redis: nothing was trimmed that we can tell */
     on_events(r, STORE_OK, NULL);
@@ -458,31 +543,42 @@ void feeds_events(struct req *r)
     j->limit = limit;
     j->cms = ms;
     j->cseq = seq;
+    j->cmarket = cmarket;
+    j->has_cursor = after != NULL;
     r->ctx = j;
     r->ctx_free = events_job_free;
+    for (size_t i = 0; after && i < cat->nmarkets; i++) {
+        struct cmd c;
+        cmd_init(&c);
+        cmd_add(&c, "XINFO");
+        cmd_add(&c, "STREAM");
+        store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_EVENTS);
+        j->waiting++;
+        http_store_send(r, &c, on_stream_info);
+    }
+    events_fetch(r, j);
+}
+
+/* One XRANGE per market from the job's cursor. */
+static void events_fetch(struct req *r, struct events_job *j)
+{
+    const struct catalog *cat = &r->srv->catalog;
+    j->rounds++;
     for (size_t i = 0; i < cat->nmarkets; i++) {
         struct cmd c;
         cmd_init(&c);
         cmd_add(&c, "XRANGE");
         store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_EVENTS);
-        if (!after)
+        if (!j->has_cursor)
             cmd_add(&c, "-");
-        else if (i > cmarket)       /* later in the merge order at the same stream id */
-            cmd_addf(&c, "%lld-%lld", ms, seq);
+        else if (i > j->cmarket)    /* later in the merge order at the same stream id */
+            cmd_addf(&c, "%lld-%lld", j->cms, j->cseq);
         else
-            cmd_addf(&c, "(%lld-%lld", ms, seq);
+            cmd_addf(&c, "(%lld-%lld", j->cms, j->cseq);
         cmd_add(&c, "+");
         cmd_add(&c, "COUNT");
-        cmd_addll(&c, limit + 1);
+        cmd_addll(&c, j->limit + 1);
         j->waiting++;
         http_store_send(r, &c, on_events);
-        if (after) {
-            cmd_init(&c);
-            cmd_add(&c, "XINFO");
-            cmd_add(&c, "STREAM");
-            store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_EVENTS);
-            j->waiting++;
-            http_store_send(r, &c, on_stream_info);
-        }
     }
 }

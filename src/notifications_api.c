@@ -105,8 +105,7 @@ static void on_inbox_page(struct req *r, enum store_status st, redisReply *reply
         http_reply_store_failure(r, st, reply);
         return;
     }
-    int64_t limit = (int64_t)(intptr_t)r->ctx;
-    r->ctx = NULL;
+    int64_t limit = r->arg;
     json_t *items = json_array();
     const char *last = NULL;
     for (size_t i = 0; i < reply->elements && (int64_t)i < limit; i++) {
@@ -138,8 +137,7 @@ static void on_after_message(struct req *r, enum store_status st, redisReply *re
         http_reply_invalid(r, errors);
         return;
     }
-    int64_t limit = (int64_t)(intptr_t)r->ctx;
-    inbox_range(r, entry, limit + 1, on_inbox_page);
+    inbox_range(r, entry, r->arg + 1, on_inbox_page);
     json_decref(state);
 }
 
@@ -158,8 +156,7 @@ void notifications_list(struct req *r)
         return;
     }
     json_decref(errors);
-    r->ctx = (void *)(intptr_t)limit;   /* a number, not an allocation */
-    r->ctx_free = NULL;
+    r->arg = limit;
     if (by_message) {
         struct cmd c;
         cmd_init(&c);
@@ -328,8 +325,7 @@ static void on_dead_page(struct req *r, enum store_status st, redisReply *reply)
         http_reply_store_failure(r, st, reply);
         return;
     }
-    int64_t limit = (int64_t)(intptr_t)r->ctx, offset = 0;
-    r->ctx = NULL;
+    int64_t limit = r->arg, offset = 0;
     (void)validate_query_int(http_query(r, "cursor"), 0, 1000000000, 0, &offset);
     json_t *items = json_array();
     for (size_t i = 0; i < reply->elements && (int64_t)i < limit; i++) {
@@ -377,8 +373,7 @@ void deadletters_list(struct req *r)
     int64_t limit, offset;
     if (http_page_params(r, &limit, &offset) != 0)
         return;
-    r->ctx = (void *)(intptr_t)limit;
-    r->ctx_free = NULL;
+    r->arg = limit;
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "ZRANGE");

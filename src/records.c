@@ -160,8 +160,7 @@ bool record_visible(const struct principal *who, enum record_kind kind, const js
 
 static void on_record(struct req *r, enum store_status st, redisReply *reply)
 {
-    enum record_kind kind = (enum record_kind)(size_t)r->ctx;
-    r->ctx = NULL;
+    enum record_kind kind = (enum record_kind)r->arg;
     if (st != STORE_OK || reply_is_error(reply, NULL)) {
         http_reply_store_failure(r, st, reply);
         return;
@@ -190,7 +189,6 @@ void record_get(struct req *r, enum record_kind kind)
     cmd_add(&c, "HGET");
     store_key(&r->srv->store, &c, KEY_MARKET, m->id, KINDS[kind].hash);
     cmd_add(&c, id);
-    r->ctx = (void *)(size_t)kind;      /* a tag, not an allocation */
-    r->ctx_free = NULL;
+    r->arg = kind;
     http_store_send(r, &c, on_record);
 }

@@ -63,6 +63,7 @@ struct req {
     bool streaming;                 /* http_stream_start was called, http_stream_end not yet */
     bool client_gone;               /* the connection closed under a stream */
     http_stream_closed_cb on_closed;
+    int64_t arg;                    /* a handler's number across store calls (a limit, ...) */
     void *ctx;                      /* a handler's state across store calls, owned */
     void (*ctx_free)(void *ctx);    /* frees ctx with the request (free() when NULL) */
 };

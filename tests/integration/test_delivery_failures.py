@@ -74,7 +74,7 @@ def test_a_receiver_that_never_answers_does_not_stall_the_others(impactd, webhoo
     assert time.monotonic() - start < 2.0 * h.SLOW
     assert {json.loads(r.body)["data"]["id"] for r in got} == {alloc["id"]}, got
     # the 24 hospitals' messages (same events as the hung ones) were delivered as well
-    healthy.wait_for(lambda rs: len({r.webhook_id for r in rs if r.answered == 200}) >= 24, 5,
+    healthy.wait_for(lambda rs: len({r.webhook_id for r in rs if r.answered == 200}) >= 24, 10,
                      "the 24 hospitals' messages")
     # the hung receiver's requests were given up after the 1 s timeout and retried, same id
     retried = hung.wait_for(lambda rs: [r for r in rs if r.attempt >= 2], 8,
@@ -118,6 +118,12 @@ def test_dead_letter_then_redeliver(impactd, webhook_receiver):
     assert h.RFC3339_UTC.match(dead["dead_at"]), dead
     assert [r.answered for r in rh.by_id(item["id"])] == [500, 500]
     rh.assert_stays(lambda rs: len(rs) == 2, 1.0, "no attempt after dead-lettering")
+    metrics = h.parse_prometheus(h.api(d).get("/metrics").text)
+
+    def counter(name: str) -> float:
+        return sum(v for _, _, v in metrics[name]["samples"])
+    assert counter("impactd_webhooks_dead_lettered_total") >= 1, metrics.get("impactd_webhooks_dead_lettered_total")
+    assert counter("impactd_webhooks_retried_total") >= 1, metrics.get("impactd_webhooks_retried_total")
     # only the message that failed is there (the manufacturer has no webhook)
     assert [x["message_id"] for x in wr.dead_letters(d)] == [item["id"]]
 

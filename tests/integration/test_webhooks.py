@@ -68,6 +68,27 @@ def test_keys_lists_an_ed25519_key_without_a_token(impactd):
     assert key_file.stat().st_mode & 0o077 == 0, oct(key_file.stat().st_mode)
 
 
+def test_signing_key_file_is_created_private_kept_and_checked(impactd, redis_server, tmp_path):
+    key_file = tmp_path / "keys" / "platform.key"
+    key_file.parent.mkdir()
+    env = notify_env(IMPACTD_SIGNING_KEY_FILE=str(key_file))
+    d1 = impactd(redis=redis_server, env=env)
+    assert key_file.exists(), "IMPACTD_SIGNING_KEY_FILE was not created"
+    assert key_file.stat().st_mode & 0o777 == 0o600, oct(key_file.stat().st_mode)
+    keys1 = h.api(d1).get("/v1/keys").json()["keys"]
+    assert not (d1.data_dir / "signing.key").exists(), "the key went to the data dir, not the file given"
+    # a second daemon given the same file publishes the same key
+    d2 = impactd(redis=redis_server, env=env)
+    keys2 = h.api(d2).get("/v1/keys").json()["keys"]
+    assert [(k["kid"], k["public_key"]) for k in keys1] == [(k["kid"], k["public_key"]) for k in keys2]
+    # readable by the group: refused
+    key_file.chmod(0o640)
+    d3 = impactd(redis=redis_server, env=env, wait=None)
+    d3.expect_clean_exit = False
+    code = d3.wait_exit(10)
+    assert code not in (None, 0), f"impactd started with a group-readable signing key (exit {code})"
+
+
 # ------------------------------------------------------------------ who receives what
 
 def test_proposed_reaches_both_sides_with_distinct_ids(impactd, webhook_receiver):

@@ -211,6 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128   # the default (5) drops SYNs when impactd opens 8 connections at once
+
+
 class WebhookReceiver:
     """A recording HTTP (or HTTPS, with tls=TestCA) server on 127.0.0.1.
 
@@ -233,8 +238,7 @@ class WebhookReceiver:
 
     # -- life cycle
     def start(self) -> "WebhookReceiver":
-        srv = ThreadingHTTPServer(("127.0.0.1", self.requested_port), _Handler)
-        srv.daemon_threads = True
+        srv = _Server(("127.0.0.1", self.requested_port), _Handler)
         srv.owner = self  # type: ignore[attr-defined]
         if self.tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
