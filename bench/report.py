@@ -5,7 +5,8 @@ Reads the results file bench/run writes, one measurement a line, `kind key=value
   impactd open=N conns=C rps= p50_us= p99_us= requests= duration_us= non201= socket_errors=
           backlog= drain_s= impactd_cpu_us= redis_cpu_us=                      (wrk)
   bare conns=C rps= p50_us= p99_us= requests= ... bare_cpu_us=          (wrk, bare_evhttp)
-  redis open=N conns=C rps= p50_us= p99_us= requests= redis_cpu_us= (redis-benchmark EVALSHA)
+  redis open=N conns=C rps= p50_us= p99_us= requests= redis_cpu_us= script_us= script_p50_us=
+          script_p99_us=      (redis-benchmark EVALSHA; script_*: Redis' own timing of it)
   memory item=need|offer open=N count= bytes=                   (used_memory delta of a step)
   stream entries= bytes=                                        (MEMORY USAGE of the events)
 backlog is what the notifier had not yet handled when wrk stopped, drain_s the seconds it
@@ -125,6 +126,15 @@ def main():
         vals = [pick(rows, 'impactd', loaded, n)['rps'] / ref(n) for n in sizes]
         worst = min(vals)           # the last line's: the target's
         print(f'  {label:<34}' + ''.join(f'{v:>12.2f}' for v in vals))
+
+    print(f'\nneed_create as Redis timed it, {loaded:.0f} connections (INFO commandstats and '
+          'latencystats):')
+    print(f'  {"":<34}' + ''.join(f'{n:>12,.0f}' for n in sizes))
+    for label, key in (('mean us per call', 'script_us'), ('p50 us', 'script_p50_us'),
+                       ('p99 us', 'script_p99_us')):
+        vals = [pick(rows, 'redis', loaded, n).get(key) for n in sizes]
+        print(f'  {label:<34}' + ''.join(f'{v:>12.1f}' if v is not None else f'{"?":>12}'
+                                         for v in vals))
 
     print('\nRedis memory (used_memory delta of each population step):')
     for r in sorted((r for r in rows if r['kind'] == 'memory'), key=lambda r: (r['item'], r['open'])):

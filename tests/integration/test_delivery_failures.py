@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 
-
 import impactd_harness as h
 from impactd_harness import assert_problem
 import webhook_receiver as wr
