@@ -386,16 +386,6 @@ static void events_finish(struct req *r, struct events_job *j)
     http_reply_json(r, 200, body);
 }
 
-static const char *entry_field(const redisReply *fields, const char *name)
-{
-    for (size_t i = 0; fields && i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            !strcmp(fields->element[i]->str, name))
-            return fields->element[i + 1]->type == REDIS_REPLY_STRING
-                       ? fields->element[i + 1]->str : NULL;
-    return NULL;
-}
-
 static void on_events(struct req *r, enum store_status st, redisReply *reply)
 {
     struct events_job *j = r->ctx;
@@ -423,7 +413,7 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
             last_seq = seq;
             const char *emid = NULL;
             {
-                const char *d = entry_field(e->element[1], "data");
+                const char *d = reply_entry_field(e->element[1], "data");
                 json_t *peek = d ? json_loads(d, 0, NULL) : NULL;
                 const char *m = json_string_value(json_object_get(peek, "market"));
                 for (size_t k = 0; m && k < cat->nmarkets; k++)
@@ -433,9 +423,9 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
             }
             if (emid)
                 last_market = emid;
-            const char *type = entry_field(e->element[1], "type");
-            const char *kind = entry_field(e->element[1], "kind");
-            const char *data = entry_field(e->element[1], "data");
+            const char *type = reply_entry_field(e->element[1], "type");
+            const char *kind = reply_entry_field(e->element[1], "kind");
+            const char *data = reply_entry_field(e->element[1], "data");
             json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
             const char *mid = json_string_value(json_object_get(rec, "market"));
             size_t market = 0;

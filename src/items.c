@@ -156,32 +156,19 @@ static void reply_item(struct req *r, enum record_kind kind, int status, json_t 
     json_decref(answer);
 }
 
-static void on_offer_created(struct req *r, enum store_status st, redisReply *reply)
+/* r->arg holds the record kind; creation answers 201, changes 200. */
+static void on_created(struct req *r, enum store_status st, redisReply *reply)
 {
     json_t *a = market_answer(r, st, reply);
     if (a)
-        reply_item(r, RECORD_OFFER, 201, a);
+        reply_item(r, (enum record_kind)r->arg, 201, a);
 }
 
-static void on_need_created(struct req *r, enum store_status st, redisReply *reply)
+static void on_updated(struct req *r, enum store_status st, redisReply *reply)
 {
     json_t *a = market_answer(r, st, reply);
     if (a)
-        reply_item(r, RECORD_NEED, 201, a);
-}
-
-static void on_offer_updated(struct req *r, enum store_status st, redisReply *reply)
-{
-    json_t *a = market_answer(r, st, reply);
-    if (a)
-        reply_item(r, RECORD_OFFER, 200, a);
-}
-
-static void on_need_updated(struct req *r, enum store_status st, redisReply *reply)
-{
-    json_t *a = market_answer(r, st, reply);
-    if (a)
-        reply_item(r, RECORD_NEED, 200, a);
+        reply_item(r, (enum record_kind)r->arg, 200, a);
 }
 
 /* ---- create ---- */
@@ -230,8 +217,8 @@ static void items_create(struct req *r, const struct item_kind *k)
         set_ms(rec, "needed_by", r->body, "needed_by");
     }
     json_t *op = json_pack("{s:o}", record_name(k->record), rec);
-    market_eval(r, k->create_script, m, k->reach, region, scope, op,
-                k->record == RECORD_OFFER ? on_offer_created : on_need_created);
+    r->arg = k->record;
+    market_eval(r, k->create_script, m, k->reach, region, scope, op, on_created);
     json_decref(op);
 }
 
@@ -274,8 +261,8 @@ static void items_update(struct req *r, const struct item_kind *k, bool delete)
     json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "kind", record_name(k->record),
                            "id", id, "actor", r->who.participant_id, "action",
                            delete ? "delete" : "patch", "set", set, "clear", clear);
-    market_eval(r, SCRIPT_ITEM_UPDATE, m, REACH_ALL, NULL, NULL, op,
-                k->record == RECORD_OFFER ? on_offer_updated : on_need_updated);
+    r->arg = k->record;
+    market_eval(r, SCRIPT_ITEM_UPDATE, m, REACH_ALL, NULL, NULL, op, on_updated);
     json_decref(op);
 }
 

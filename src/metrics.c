@@ -101,6 +101,15 @@ static int family(struct evbuffer *out, const char *name, const char *type, cons
                ? -1 : 0;
 }
 
+/* One unlabelled sample with its HELP and TYPE lines. */
+static int sample(struct evbuffer *out, const char *name, const char *type, const char *help,
+                  double value)
+{
+    if (family(out, name, type, help) != 0)
+        return -1;
+    return evbuffer_add_printf(out, "%s %.17g\n", name, value) < 0 ? -1 : 0;
+}
+
 int metrics_render(const struct metrics *m, struct evbuffer *out)
 {
     int rc = 0;
@@ -131,44 +140,33 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
         snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\"", rm->route, rm->method);
         rc |= render_histogram(out, "impactd_http_request_duration_seconds", labels, &rm->latency);
     }
-    rc |= family(out, "impactd_http_requests_in_flight", "gauge",
-                 "Requests received and not yet answered.");
-    rc |= evbuffer_add_printf(out, "impactd_http_requests_in_flight %lld\n",
-                              (long long)m->inflight) < 0;
-    rc |= family(out, "impactd_http_rate_limited_total", "counter",
-                 "Requests refused with 429 by the per-token rate limit.");
-    rc |= evbuffer_add_printf(out, "impactd_http_rate_limited_total %llu\n",
-                              (unsigned long long)m->rate_limited) < 0;
+    rc |= sample(out, "impactd_http_requests_in_flight", "gauge",
+                 "Requests received and not yet answered.", (double)m->inflight);
+    rc |= sample(out, "impactd_http_rate_limited_total", "counter",
+                 "Requests refused with 429 by the per-token rate limit.", (double)m->rate_limited);
 
-    rc |= family(out, "impactd_matches_total", "counter",
-                 "Allocations made by matching (from posts, changes, declines and lapses).");
-    rc |= evbuffer_add_printf(out, "impactd_matches_total %llu\n",
-                              (unsigned long long)m->allocations_made) < 0;
-    rc |= family(out, "impactd_webhooks_delivered_total", "counter",
-                 "Webhook messages delivered (answered 2xx).");
-    rc |= evbuffer_add_printf(out, "impactd_webhooks_delivered_total %llu\n",
-                              (unsigned long long)m->webhooks_delivered) < 0;
-    rc |= family(out, "impactd_webhooks_retried_total", "counter",
-                 "Webhook attempts that failed and will be retried.");
-    rc |= evbuffer_add_printf(out, "impactd_webhooks_retried_total %llu\n",
-                              (unsigned long long)m->webhooks_retried) < 0;
-    rc |= family(out, "impactd_webhooks_dead_lettered_total", "counter",
-                 "Webhook messages dead-lettered after their last attempt failed.");
-    rc |= evbuffer_add_printf(out, "impactd_webhooks_dead_lettered_total %llu\n",
-                              (unsigned long long)m->webhooks_dead) < 0;
+    rc |= sample(out, "impactd_matches_total", "counter",
+                 "Allocations made by matching (from posts, changes, declines and lapses).",
+                 (double)m->allocations_made);
+    rc |= sample(out, "impactd_webhooks_delivered_total", "counter",
+                 "Webhook messages delivered (answered 2xx).", (double)m->webhooks_delivered);
+    rc |= sample(out, "impactd_webhooks_retried_total", "counter",
+                 "Webhook attempts that failed and will be retried.", (double)m->webhooks_retried);
+    rc |= sample(out, "impactd_webhooks_dead_lettered_total", "counter",
+                 "Webhook messages dead-lettered after their last attempt failed.",
+                 (double)m->webhooks_dead);
     rc |= family(out, "impactd_webhook_attempt_duration_seconds", "histogram",
                  "Time of one webhook attempt, from connecting to the answer.");
     rc |= render_histogram(out, "impactd_webhook_attempt_duration_seconds", "", &m->webhook_latency);
     rc |= family(out, "impactd_store_roundtrip_seconds", "histogram",
                  "Time from sending a Redis command to its reply.");
     rc |= render_histogram(out, "impactd_store_roundtrip_seconds", "", &m->store_latency);
-    rc |= family(out, "impactd_store_connected", "gauge",
-                 "1 when the Redis connection is up and scripts are loaded, else 0.");
-    rc |= evbuffer_add_printf(out, "impactd_store_connected %d\n", m->store_connected) < 0;
-    rc |= family(out, "impactd_store_connects_total", "counter",
-                 "Connection attempts to Redis (the first one included).");
-    rc |= evbuffer_add_printf(out, "impactd_store_connects_total %llu\n",
-                              (unsigned long long)m->store_reconnects) < 0;
+    rc |= sample(out, "impactd_store_connected", "gauge",
+                 "1 when the Redis connection is up and scripts are loaded, else 0.",
+                 m->store_connected);
+    rc |= sample(out, "impactd_store_connects_total", "counter",
+                 "Connection attempts to Redis (the first one included).",
+                 (double)m->store_reconnects);
     rc |= family(out, "impactd_store_errors_total", "counter",
                  "Redis calls that got no reply, by kind (down: not connected or lost; "
                  "timeout: no reply in time).");

@@ -58,16 +58,6 @@ static bool cursor_valid(const char *s)
     return true;
 }
 
-static const char *entry_field(const redisReply *fields, const char *name)
-{
-    for (size_t i = 0; fields && i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            !strcmp(fields->element[i]->str, name))
-            return fields->element[i + 1]->type == REDIS_REPLY_STRING
-                       ? fields->element[i + 1]->str : NULL;
-    return NULL;
-}
-
 /* The API item of one inbox entry [id, [field, value...]]; *cursor points at its id. */
 static json_t *inbox_item(const redisReply *entry, const char **cursor, const char **type)
 {
@@ -75,10 +65,10 @@ static json_t *inbox_item(const redisReply *entry, const char **cursor, const ch
         return NULL;
     const redisReply *f = entry->element[1];
     *cursor = entry->element[0]->str;
-    *type = entry_field(f, "type");
-    const char *id = entry_field(f, "id"), *ts = entry_field(f, "ts");
-    const char *kid = entry_field(f, "kid"), *sig = entry_field(f, "sig");
-    const char *body = entry_field(f, "body");
+    *type = reply_entry_field(f, "type");
+    const char *id = reply_entry_field(f, "id"), *ts = reply_entry_field(f, "ts");
+    const char *kid = reply_entry_field(f, "kid"), *sig = reply_entry_field(f, "sig");
+    const char *body = reply_entry_field(f, "body");
     if (!id || !ts || !kid || !sig || !body)
         return NULL;
     return json_pack("{s:s, s:I, s:s, s:s, s:s}", "id", id, "timestamp",

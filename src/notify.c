@@ -208,16 +208,6 @@ static void message_create(struct event_job *ev, const char *type, enum record_k
     store_eval(&srv->store, SCRIPT_MSG_CREATE, 3, &c, on_msg_created, m);
 }
 
-static const char *field(const redisReply *fields, const char *name)
-{
-    for (size_t i = 0; fields && i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[i]->str, name) == 0)
-            return fields->element[i + 1]->type == REDIS_REPLY_STRING
-                       ? fields->element[i + 1]->str : NULL;
-    return NULL;
-}
-
 /* Turns one stream entry [id, [field, value, ...]] into messages, then acknowledges it. */
 static void event_handle(struct server *srv, size_t market, const redisReply *entry)
 {
@@ -232,8 +222,8 @@ static void event_handle(struct server *srv, size_t market, const redisReply *en
     snprintf(ev->entry_id, sizeof ev->entry_id, "%s", entry->element[0]->str);
     ev->pending = 1;            /* this function's own hold, released at the end */
     const redisReply *fields = entry->element[1];
-    const char *type = field(fields, "type");
-    const char *data = field(fields, "data");
+    const char *type = reply_entry_field(fields, "type");
+    const char *data = reply_entry_field(fields, "data");
     json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
     int64_t ms = strtoll(ev->entry_id, NULL, 10);
     if (type && rec) {

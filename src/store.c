@@ -117,6 +117,16 @@ const char *reply_hash_get(const redisReply *r, const char *field)
     return NULL;
 }
 
+const char *reply_entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; fields && i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1]->type == REDIS_REPLY_STRING
+                       ? fields->element[i + 1]->str : NULL;
+    return NULL;
+}
+
 bool reply_is_error(const redisReply *r, const char *prefix)
 {
     return r && r->type == REDIS_REPLY_ERROR &&

@@ -81,5 +81,7 @@ void store_key(const struct store *st, struct cmd *c, const char *fmt, ...)
 /* Helpers to read replies. */
 const char *reply_hash_get(const redisReply *r, const char *field); /* HGETALL-shaped reply */
 bool reply_is_error(const redisReply *r, const char *prefix);
+/* The value of `name` in a stream entry's field list [field, value, ...]; NULL if absent. */
+const char *reply_entry_field(const redisReply *fields, const char *name);
 
 #endif
