@@ -22,21 +22,26 @@ spawn() {
     bench_pids+=("$spawned_pid")
 }
 
-# stop_pid PID: SIGTERM, then waits (at most ~10 s, then SIGKILL) until it has gone.
+# child_of PID: the pid of PID's child (the command `timeout` runs).
+child_of() {
+    pgrep -P "$1" | head -n 1
+}
+
+# stop_pid PID: SIGTERM to a spawned `timeout` (it passes it on, and SIGKILLs its command 5 s
+# later if need be); after ~10 s, SIGKILL to that command and to PID.
 stop_pid() {
-    local pid=$1
+    local pid=$1 child
     kill -TERM "$pid" 2>/dev/null || return 0
     for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+        child=$(child_of "$pid")
+        [ -z "$child" ] || kill -KILL "$child" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
-}
-
-# child_of PID: the pid of PID's child (the command `timeout` runs).
-child_of() {
-    pgrep -P "$1" | head -n 1
 }
 
 # cpu_ticks PID: user + system CPU time PID has used, in clock ticks (getconf CLK_TCK).
