@@ -117,6 +117,8 @@ int main(int argc, char **argv)
              IMPACTD_VERSION, config_path, srv.cfg.listen_host, srv.cfg.listen_port,
              srv.cfg.redis.is_unix ? srv.cfg.redis.path : srv.cfg.redis.host,
              srv.cfg.key_prefix);
+    if (config_weak_admin_token(&srv.cfg))
+        log_warn("msg=\"IMPACTD_ADMIN_TOKEN is shorter than 16 characters: easy to guess\"");
     int status;
     if (server_init(&srv, err, sizeof err) != 0) {
         log_error("msg=\"cannot start\" error=\"%s\"", err);

@@ -75,6 +75,9 @@ int config_load_env(struct config *cfg, const char *(*getenv_fn)(const char *nam
 /* Checks settings that depend on one another; fills derived values (signing key path). */
 int config_finish(struct config *cfg, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* True when admin_token is set but shorter than 16 characters (worth a warning). */
+bool config_weak_admin_token(const struct config *cfg);
+
 /* The declared settings, for --help, docs checks and tests. */
 struct config_info {
     const char *key;
