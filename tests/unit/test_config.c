@@ -386,7 +386,7 @@ static void test_lapse_after_rejects_unknown_urgency(void **state)
     set_rejected("lapse_after", "soon=1h");
     set_rejected("lapse_after", "stat=1h,soon=1h");     /* all or nothing */
     set_rejected("lapse_after", "stat");
-    set_rejected("lapse_after", "stat=500ms");
+    set_rejected("lapse_after", "stat=31d");     /* at most 30 days */
     struct config cfg;
     config_defaults(&cfg);
     char err[CONFIG_ERR_LEN] = "";
