@@ -1,10 +1,11 @@
-/* bare_evhttp.c — the reference HTTP server of the need-post benchmark (bench/run).
+/* bare_evhttp.c — the reference HTTP server of the benchmarks (bench/run, bench/feeds).
  *
- *   bare_evhttp PORT BODY_FILE
+ *   bare_evhttp PORT BODY_FILE [STATUS]
  *
- * Answers every request on 127.0.0.1:PORT with 201, `Content-Type: application/json` and the
- * bytes of BODY_FILE (bench/run passes a real need-post answer of impactd, so both servers
- * send the same number of bytes). It sets up libevent exactly as src/http.c does — one
+ * Answers every request on 127.0.0.1:PORT with STATUS (201 by default),
+ * `Content-Type: application/json` and the bytes of BODY_FILE (bench/run passes a real
+ * need-post answer of impactd, bench/feeds a real feed answer with status 200, so both
+ * servers send the same number of bytes). It sets up libevent exactly as src/http.c does — one
  * thread, its own evconnlistener, the same header/body limits, idle timeout and lingering
  * close — and does nothing else: no routing, no authentication, no JSON, no Redis. What
  * impactd adds to this is the cost of being impactd.
@@ -26,11 +27,12 @@
 #define MAX_BODY_SIZE   (16 * 64 * 1024)
 #define IDLE_TIMEOUT_S  60
 #define BACKLOG         1024
-#define BODY_MAX        (64 * 1024)
+#define BODY_MAX        (1024 * 1024)
 
 struct bare {
     char body[BODY_MAX];
     size_t body_len;
+    int status;
 };
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -45,7 +47,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             evbuffer_free(buf);
         return;
     }
-    evhttp_send_reply(req, 201, "Created", buf);
+    evhttp_send_reply(req, b->status, b->status == 201 ? "Created" : "OK", buf);
     evbuffer_free(buf);
 }
 
@@ -76,12 +78,14 @@ static int read_body(const char *path, struct bare *b)
 int main(int argc, char **argv)
 {
     static struct bare b;
-    if (argc != 3) {
-        fprintf(stderr, "usage: bare_evhttp PORT BODY_FILE\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: bare_evhttp PORT BODY_FILE [STATUS]\n");
         return 2;
     }
     int port = atoi(argv[1]);
-    if (port <= 0 || port > 65535 || read_body(argv[2], &b) != 0)
+    b.status = argc == 4 ? atoi(argv[3]) : 201;
+    if (port <= 0 || port > 65535 || b.status < 200 || b.status > 299 ||
+        read_body(argv[2], &b) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
 

@@ -1,9 +1,13 @@
-# bench/lib.sh — process and HTTP helpers of bench/run (sourced, not run).
+# bench/lib.sh — the shared helpers of the benchmarks (bench/run, bench/notify, bench/feeds;
+# sourced, not run).
 #
-# Owns the list of processes the benchmark started (bench_pids) and their end: every one
-# runs under `timeout` (a hard limit, so nothing outlives a stuck run) and bench_cleanup,
-# called from run's EXIT trap, stops each by its own pid. Nothing here knows about impactd's
-# API beyond `api`, a curl wrapper that fails on any status but the one expected.
+# Owns the list of processes a benchmark started (bench_pids) and their end: every one runs
+# under `timeout` (a hard limit, so nothing outlives a stuck run) and bench_cleanup, called
+# from the EXIT trap bench_session sets, stops each by its own pid. Also the session's
+# shape, the same in every benchmark: the release build, the temp dir, a Redis and an
+# impactd of its own on free loopback ports, participants, filler open items, the lines
+# that say what was measured where. Of impactd's API it knows `api` (a curl wrapper that
+# fails on any status but the one expected), creating participants and /readyz.
 
 bench_pids=()
 
@@ -49,6 +53,17 @@ cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+tick_us=$((1000000 / $(getconf CLK_TCK)))   # µs per clock tick
+
+# cpu_us NAME PID TICKS_BEFORE REQUESTS: " NAME_cpu_us=<CPU µs PID spent per request since
+# TICKS_BEFORE>" (a field of a results line).
+cpu_us() {
+    echo " $1_cpu_us=$((($(cpu_ticks "$2") - $3) * tick_us / $4))"
+}
+
+# field NAME LINE: the number after " NAME=" in LINE (a results or RESULT line).
+field() { sed -n "s/.*[[:space:]]$1=\([0-9.]*\).*/\1/p" <<<" $2"; }
+
 bench_cleanup() {
     local pid
     for pid in "${bench_pids[@]}"; do
@@ -93,4 +108,119 @@ v = json.load(sys.stdin)
 for k in sys.argv[1].split("."):
     v = v[int(k)] if isinstance(v, list) else v[k]
 print(v)' "$1"
+}
+
+# ---- the session ----
+
+# bench_need TOOL...: dies naming the first TOOL that is not installed.
+bench_need() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk?)" >&2; exit 1; }
+    done
+}
+
+# bench_build TARGET...: the release build in build-bench/ (-Dbench=true: impactd and the
+# programs of bench/meson.build), then ninja TARGETs (e.g. impactd bench/bare_evhttp).
+bench_build() {
+    if [ -d build-bench/meson-private ]; then
+        meson setup --reconfigure build-bench --buildtype=release -Dtests=false -Dbench=true >/dev/null
+    else
+        meson setup build-bench --buildtype=release -Dtests=false -Dbench=true >/dev/null
+    fi
+    ninja -C build-bench "$@" >/dev/null
+}
+
+# bench_session NAME: a temp dir /tmp/impactd-NAME.XXXXXX (sets tmp) holding a copy of config/
+# as it is now, whatever happens to the tree during the run; the EXIT trap stops every
+# spawned process and removes the dir (BENCH_KEEP=1 keeps it: logs, raw results). Sets
+# load_start (the load averages, for bench_footer).
+bench_session() {
+    load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    tmp=$(mktemp -d "/tmp/impactd-$1.XXXXXX")
+    cp -r config "$tmp/config"
+    trap bench_finish EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_finish() {
+    bench_cleanup
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
+# redis_start LIMIT: a redis-server without persistence on a free port, its files in $tmp;
+# sets rport and redis_pid (the server itself, for cpu_ticks). rcli talks to it.
+redis_start() {
+    rport=$(free_port)
+    spawn "$1" "$tmp/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$tmp"
+    wait_until redis-server rcli ping
+    redis_pid=$(child_of "$spawned_pid")
+}
+rcli() { redis-cli -p "$rport" "$@"; }
+
+# impactd_setup: picks impactd's port (hport, url) and its bootstrap admin token (admin).
+impactd_setup() {
+    hport=$(free_port)
+    url="http://127.0.0.1:$hport"
+    admin=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+}
+
+# impactd_start LIMIT [NAME=VALUE...]: starts impactd ($BENCH_IMPACTD, default
+# build-bench/impactd) on $url with the bench's Redis, data and catalogue in $tmp,
+# IMPACTD_RATE_LIMIT=0 and IMPACTD_LOG_LEVEL=warn, plus the NAME=VALUE settings given;
+# waits for /readyz. Sets impactd_pid (its `timeout`, for stop_pid) and impactd_cpid (impactd).
+impactd_start() {
+    local limit=$1
+    shift
+    spawn "$limit" "$tmp/impactd.$(date +%s%N).log" env IMPACTD_LISTEN="127.0.0.1:$hport" \
+        IMPACTD_REDIS_URL="redis://127.0.0.1:$rport/0" IMPACTD_ADMIN_TOKEN="$admin" \
+        IMPACTD_DATA_DIR="$tmp" IMPACTD_CATALOG_DIR="$tmp/config" IMPACTD_RATE_LIMIT=0 \
+        IMPACTD_LOG_LEVEL=warn "$@" "${BENCH_IMPACTD:-build-bench/impactd}" \
+        --config "$tmp/config/impactd.conf"
+    impactd_pid=$spawned_pid
+    wait_until impactd curl -fsS "$url/readyz"
+    impactd_cpid=$(child_of "$impactd_pid")
+}
+
+# participant ROLE NAME [REGION [WEBHOOK_URL]]: creates one with the admin token; prints
+# "<participant id> <token> <webhook secret or ->".
+participant() {
+    local body="{\"role\":\"$1\",\"name\":\"$2\"${3:+,\"region\":\"$3\"}${4:+,\"webhook_url\":\"$4\"}}"
+    api 201 POST "$url/v1/participants" "$admin" "$body" | /usr/bin/python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+print(a["participant"]["id"], a["token"], a.get("webhook_secret") or "-")'
+}
+
+# populate KIND COUNT START PARTICIPANT: COUNT filler open KIND (need|offer) of $market
+# (code $code) owned by PARTICIPANT, ordinals from START, written straight into Redis by
+# bench/populate.py (read it for what "filler" is).
+populate() {
+    local out
+    out=$(/usr/bin/python3 bench/populate.py --kind "$1" --count "$2" --start "$3" \
+        --market "$market" --code "$code" --regions "$tmp/config/regions.json" \
+        --now "$(date +%s%3N)" --participant "$4" | rcli --pipe)
+    grep -q 'errors: 0,' <<<"$out" || { echo "bench: populate: $out" >&2; return 1; }
+}
+
+# bench_footer: the lines that say what ran where (tree, machine, load averages).
+bench_footer() {
+    echo "tree:    $(git describe --always --dirty 2>/dev/null || echo unknown) (built at the start of the run)${BENCH_IMPACTD:+; impactd: $BENCH_IMPACTD}"
+    echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    echo "load:    $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1/5/15-minute load averages: anything else running shares the cores)"
+}
+
+# wrk_result SCRIPT URL CONNS DURATION: one wrk run (-t1 --latency -s SCRIPT; the script's
+# settings come from the caller's BENCH_* environment, bench/request.lua), its whole output
+# appended to $tmp/wrk.log; prints "conns=CONNS <the RESULT fields>", and any FIRST_NON
+# line to stderr. Fails when wrk printed no RESULT.
+wrk_result() {
+    local out
+    out=$(timeout 120 wrk -t1 -c"$3" -d"$4" --latency -s "$1" "$2")
+    printf '%s\n' "$out" >>"$tmp/wrk.log"
+    grep '^FIRST_NON' <<<"$out" >&2 || true
+    out=$(sed -n 's/^RESULT //p' <<<"$out")
+    [ -n "$out" ] || { echo "bench: wrk printed no RESULT (see $tmp/wrk.log)" >&2; return 1; }
+    printf 'conns=%s %s\n' "$3" "$out"
 }
