@@ -1,11 +1,14 @@
 /* bare_evhttp.c — the reference HTTP server of the benchmarks (bench/run, bench/feeds).
  *
- *   bare_evhttp PORT BODY_FILE [STATUS]
+ *   bare_evhttp PORT BODY_FILE [STATUS [nodelay]]
  *
  * Answers every request on 127.0.0.1:PORT with STATUS (201 by default),
  * `Content-Type: application/json` and the bytes of BODY_FILE (bench/run passes a real
  * need-post answer of impactd, bench/feeds a real feed answer with status 200, so both
- * servers send the same number of bytes). It sets up libevent exactly as src/http.c does — one
+ * servers send the same number of bytes). `nodelay` sets TCP_NODELAY on the listening
+ * socket (Linux passes it on to the accepted connections), which src/http.c does not: an
+ * answer libevent writes in several pieces (over 16 KiB) then no longer waits for the
+ * client's delayed ACK (Nagle's algorithm), some 40 ms on Linux. It sets up libevent exactly as src/http.c does — one
  * thread, its own evconnlistener, the same header/body limits, idle timeout and lingering
  * close — and does nothing else: no routing, no authentication, no JSON, no Redis. What
  * impactd adds to this is the cost of being impactd.
@@ -16,8 +19,11 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,12 +84,13 @@ static int read_body(const char *path, struct bare *b)
 int main(int argc, char **argv)
 {
     static struct bare b;
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: bare_evhttp PORT BODY_FILE [STATUS]\n");
+    if (argc < 3 || argc > 5 || (argc == 5 && strcmp(argv[4], "nodelay") != 0)) {
+        fprintf(stderr, "usage: bare_evhttp PORT BODY_FILE [STATUS [nodelay]]\n");
         return 2;
     }
     int port = atoi(argv[1]);
-    b.status = argc == 4 ? atoi(argv[3]) : 201;
+    b.status = argc >= 4 ? atoi(argv[3]) : 201;
+    bool nodelay = argc == 5;
     if (port <= 0 || port > 65535 || b.status < 200 || b.status > 299 ||
         read_body(argv[2], &b) != 0)
         return 2;
@@ -119,6 +126,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bare_evhttp: cannot listen on 127.0.0.1:%d\n", port);
         if (lev)
             evconnlistener_free(lev);
+        goto fail;
+    }
+    int one = 1;
+    if (nodelay && setsockopt(evconnlistener_get_fd(lev), IPPROTO_TCP, TCP_NODELAY, &one,
+                              sizeof one) != 0) {
+        perror("bare_evhttp: TCP_NODELAY");
         goto fail;
     }
     sig_term = evsignal_new(base, SIGTERM, on_signal, base);

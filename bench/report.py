@@ -45,8 +45,9 @@ def merge(runs):
     return out
 
 
-def parse(path):
-    groups = {}
+def records(path):
+    """The lines of a results file as dicts: 'kind', then each key=value (a number if it reads
+    as one)."""
     with open(path, encoding='utf-8') as f:
         for line in f:
             kind, *fields = line.split()
@@ -57,8 +58,15 @@ def parse(path):
                     rec[k] = float(v)
                 except ValueError:
                     rec[k] = v
-            key = (kind, rec.get('open'), rec.get('conns'), rec.get('item'))
-            groups.setdefault(key, []).append(rec)
+            yield rec
+
+
+def parse(path):
+    """One merged row per configuration (kind, open, conns, item)."""
+    groups = {}
+    for rec in records(path):
+        key = (rec['kind'], rec.get('open'), rec.get('conns'), rec.get('item'))
+        groups.setdefault(key, []).append(rec)
     return [merge(runs) for runs in groups.values()]
 
 

@@ -378,8 +378,9 @@ static void on_claim(evutil_socket_t fd, short what, void *arg)
 
 void notify_kick(struct server *srv)
 {
-    if (srv->notify.poll_timer)
-        event_active(srv->notify.poll_timer, EV_TIMEOUT, 0);
+    struct timeval zero = { 0, 0 };
+    if (srv->notify.kick && !evtimer_pending(srv->notify.kick, NULL))
+        evtimer_add(srv->notify.kick, &zero);
 }
 
 int notify_start(struct server *srv)
@@ -393,8 +394,10 @@ int notify_start(struct server *srv)
     n->reading = calloc(srv->catalog.nmarkets ? srv->catalog.nmarkets : 1, sizeof *n->reading);
     n->poll_timer = event_new(srv->base, -1, EV_PERSIST, on_poll, srv);
     n->claim_timer = event_new(srv->base, -1, EV_PERSIST, on_claim, srv);
+    n->kick = evtimer_new(srv->base, on_poll, srv);
     struct timeval poll = { 0, POLL_MS * 1000 }, claim = { CLAIM_EVERY_S, 0 };
-    if (!n->reading || !n->poll_timer || !n->claim_timer || event_add(n->poll_timer, &poll) ||
+    if (!n->reading || !n->poll_timer || !n->claim_timer || !n->kick ||
+        event_add(n->poll_timer, &poll) ||
         event_add(n->claim_timer, &claim))
         return -1;
     return 0;
@@ -407,6 +410,8 @@ void notify_stop(struct server *srv)
         event_free(n->poll_timer);
     if (n->claim_timer)
         event_free(n->claim_timer);
+    if (n->kick)
+        event_free(n->kick);
     free(n->reading);
     memset(n, 0, sizeof *n);
 }

@@ -39,7 +39,8 @@
 #define TICK_MS 200
 #define LEASE_MS 30000
 #define MAX_INFLIGHT 64
-#define BUSY_RETRY_MS 500
+#define BUSY_RETRY_MS 100
+#define CLAIM_BATCH 16
 #define MAX_RESPONSE_BODY 65536
 
 struct attempt {
@@ -468,6 +469,8 @@ static void on_claimed(void *arg, enum store_status st, redisReply *reply)
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             attempt_start(srv, reply->element[i]->str);
+    if (reply->elements == CLAIM_BATCH)
+        webhook_kick(srv);      /* a full batch: more may be due now */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -485,14 +488,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     store_key(&srv->store, &c, KEY_DUE);
     cmd_addll(&c, time_now_ms());
     cmd_addll(&c, LEASE_MS);
-    cmd_addll(&c, MAX_INFLIGHT - w->inflight < 16 ? MAX_INFLIGHT - w->inflight : 16);
+    cmd_addll(&c, MAX_INFLIGHT - w->inflight < CLAIM_BATCH ? MAX_INFLIGHT - w->inflight
+                                                             : CLAIM_BATCH);
     store_eval(&srv->store, SCRIPT_DELIVERY_CLAIM, 1, &c, on_claimed, srv);
 }
 
 void webhook_kick(struct server *srv)
 {
-    if (srv->webhook.timer)
-        event_active(srv->webhook.timer, EV_TIMEOUT, 0);
+    struct timeval zero = { 0, 0 };
+    if (srv->webhook.kick && !evtimer_pending(srv->webhook.kick, NULL))
+        evtimer_add(srv->webhook.kick, &zero);
 }
 
 int webhook_start(struct server *srv, char *err, size_t errlen)
@@ -522,8 +527,9 @@ int webhook_start(struct server *srv, char *err, size_t errlen)
         return -1;
     }
     w->timer = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
+    w->kick = evtimer_new(srv->base, on_tick, srv);
     struct timeval tv = { 0, TICK_MS * 1000 };
-    if (!w->timer || event_add(w->timer, &tv) != 0) {
+    if (!w->timer || !w->kick || event_add(w->timer, &tv) != 0) {
         snprintf(err, errlen, "cannot start the webhook timer");
         return -1;
     }
@@ -535,6 +541,8 @@ void webhook_stop(struct server *srv)
     struct webhook *w = &srv->webhook;
     if (w->timer)
         event_free(w->timer);
+    if (w->kick)
+        event_free(w->kick);
     free_spent(w);
     free(w->spent);
     while (w->active) {             /* requests still out at exit: abandon them */

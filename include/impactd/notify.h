@@ -17,6 +17,7 @@ struct event;
 struct notify {
     struct event *poll_timer;       /* XREADGROUP of every market, 10 times a second */
     struct event *claim_timer;      /* XAUTOCLAIM, every 5 s */
+    struct event *kick;             /* one-shot: read now (a kick must not delay the timer) */
     char consumer[96];
     uint64_t groups_generation;     /* store generation the groups were created for */
     unsigned groups_pending;

@@ -22,6 +22,7 @@ struct evhttp_connection;
 
 struct webhook {
     struct event *timer;            /* claims due deliveries, 5 times a second */
+    struct event *kick;             /* one-shot: claim now (a kick must not delay the timer) */
     struct evdns_base *dns;         /* owned */
     struct ssl_ctx_st *ssl;         /* owned */
     struct dict endpoints;          /* "scheme://host:port" -> in-flight count (intptr_t) */
