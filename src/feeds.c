@@ -35,19 +35,6 @@ static const char *const COLUMNS[] = { "offered_open", "needed_open", "needed_op
                                        "shipped_in_flight", "received_total" };
 #define NCOLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
 
-static bool region_visible(const struct principal *who, const char *code)
-{
-    if (who->role != ROLE_MINISTRY || !who->regions)
-        return true;
-    size_t i;
-    json_t *v;
-    json_array_foreach(who->regions, i, v) {
-        if (json_is_string(v) && !strcmp(json_string_value(v), code))
-            return true;
-    }
-    return false;
-}
-
 /* ---- stock ---- */
 
 struct stock_job {
@@ -123,7 +110,7 @@ static void stock_finish(struct req *r, struct stock_job *j)
                               "shipped_in_flight,received_total,coverage\r\n");
     for (size_t ri = 0; ri < cat->nregions; ri++) {
         const char *region = cat->regions[ri].code;
-        if ((only_region && strcmp(only_region, region)) || !region_visible(&r->who, region))
+        if ((only_region && strcmp(only_region, region)) || !principal_sees_region(&r->who, region))
             continue;
         for (size_t pi = 0; pi < cat->nproducts; pi++) {
             const struct product *p = &cat->products[pi];
@@ -250,7 +237,7 @@ void feeds_stock(struct req *r)
         return;
     }
     json_decref(errors);
-    if (region && !region_visible(&r->who, region)) {
+    if (region && !principal_sees_region(&r->who, region)) {
         http_reply_problem(r, 403, NULL, "this token may not see that region");
         return;
     }
@@ -400,7 +387,7 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
         int64_t settled = time_now_ms() - SETTLE_MS;
         size_t examined = 0;
         long long last_ms = 0, last_seq = 0;
-        const char *last_market = NULL;
+        size_t last_market = cat->nmarkets;     /* none yet */
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *e = reply->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
@@ -411,18 +398,6 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
             examined++;
             last_ms = ms;
             last_seq = seq;
-            const char *emid = NULL;
-            {
-                const char *d = reply_entry_field(e->element[1], "data");
-                json_t *peek = d ? json_loads(d, 0, NULL) : NULL;
-                const char *m = json_string_value(json_object_get(peek, "market"));
-                for (size_t k = 0; m && k < cat->nmarkets; k++)
-                    if (!strcmp(cat->markets[k].id, m))
-                        emid = cat->markets[k].id;
-                json_decref(peek);
-            }
-            if (emid)
-                last_market = emid;
             const char *type = reply_entry_field(e->element[1], "type");
             const char *kind = reply_entry_field(e->element[1], "kind");
             const char *data = reply_entry_field(e->element[1], "data");
@@ -435,6 +410,7 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
                 json_decref(rec);
                 continue;
             }
+            last_market = market;
             enum record_kind rk = !strcmp(kind, "offer") ? RECORD_OFFER
                                   : !strcmp(kind, "need") ? RECORD_NEED : RECORD_ALLOC;
             if (record_visible(&r->who, rk, rec)) {
@@ -449,10 +425,8 @@ static void on_events(struct req *r, enum store_status st, redisReply *reply)
             json_decref(rec);
         }
         /* a full answer: this market has more after its last entry */
-        if (examined == (size_t)j->limit + 1 && last_market) {
-            size_t mi = 0;
-            while (mi < cat->nmarkets && strcmp(cat->markets[mi].id, last_market))
-                mi++;
+        if (examined == (size_t)j->limit + 1 && last_market < cat->nmarkets) {
+            size_t mi = last_market;
             bool smaller = !j->bounded || last_ms < j->bms ||
                            (last_ms == j->bms && (last_seq < j->bseq ||
                                                   (last_seq == j->bseq && mi < j->bmarket)));

@@ -134,6 +134,11 @@ static bool region_in(const json_t *regions, const char *code)
     return false;
 }
 
+bool principal_sees_region(const struct principal *who, const char *code)
+{
+    return who->role != ROLE_MINISTRY || !who->regions || region_in(who->regions, code);
+}
+
 bool record_visible(const struct principal *who, enum record_kind kind, const json_t *rec)
 {
     if (who->role == ROLE_ADMIN)

@@ -19,6 +19,8 @@ json_t *record_array_to_api(enum record_kind kind, const json_t *recs);
 /* The id prefix ("off_", "ned_", "alc_") and the records hash suffix of a kind. */
 const char *record_prefix(enum record_kind kind);
 const char *record_name(enum record_kind kind);
+/* False only for a ministry token limited to regions that do not include code. */
+bool principal_sees_region(const struct principal *who, const char *code);
 /* Owner (either party for allocations), admin, or ministry within its regions. */
 bool record_visible(const struct principal *who, enum record_kind kind, const json_t *rec);
 
