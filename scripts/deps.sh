@@ -1,7 +1,7 @@
 # scripts/deps.sh — sourced by scripts/run and scripts/test: installs the Debian 12 packages
 # impactd needs, only those missing, with one `apt-get update` first. Needs root (or sudo).
 
-IMPACTD_BUILD_PKGS="gcc pkg-config meson ninja-build libevent-dev libhiredis-dev libjansson-dev libsodium-dev libssl-dev"
+IMPACTD_BUILD_PKGS="gcc pkg-config meson ninja-build libevent-dev libhiredis-dev libjansson-dev libsodium-dev libssl-dev libmsgpack-dev"
 IMPACTD_RUN_PKGS="redis-server curl"
 IMPACTD_TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests python3-nacl python3-jsonschema nodejs openssl"
 

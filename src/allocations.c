@@ -1,45 +1,80 @@
-/* allocations.c — reading allocations and acting on them (confirm, decline, ship, receive).
+/* allocations.c — allocations: a quantity of one offer for one need, and what each side may
+ * do with it.
  *
- * Who may act is decided in alloc_action.lua from the allocation itself (the offer's side
- * confirms, declines and ships; the need's side receives); the route table admits only
- * manufacturers and hospitals, so ministry and admin tokens can read but never act. */
-#include <string.h>
-
-#include "impactd/catalog.h"
+ * Owns the allocation's descriptor, its statuses and tiers, and its actions: who takes each
+ * (the offer's side confirms, declines and ships; the need's side receives; the platform
+ * lets an unconfirmed one lapse), from which statuses, to which. The Lua function library
+ * gets the actions from here (library.c); what an action does to the need and the offer is
+ * src/scripts/allocations.lua. The route table admits only manufacturers and hospitals to
+ * the actions, so ministry and admin tokens can read but never act. */
+#include "impactd/engine.h"
 #include "impactd/handlers.h"
-#include "impactd/http.h"
-#include "impactd/ids.h"
-#include "impactd/market.h"
-#include "impactd/records.h"
-#include "impactd/server.h"
+#include "impactd/resource.h"
 
-static void on_action(struct req *r, enum store_status st, redisReply *reply)
-{
-    json_t *a = market_answer(r, st, reply);
-    if (!a)
-        return;
-    r->srv->metrics.allocations_made += json_array_size(json_object_get(a, "allocations"));
-    http_reply_json(r, 200, record_to_api(RECORD_ALLOC, json_object_get(a, "allocation")));
-    json_decref(a);
-}
+#define QMAX 1000000000
 
-static void allocations_act(struct req *r, const char *action)
-{
-    const char *id = http_param(r, 0);
-    const struct market *m = catalog_market_of_id(&r->srv->catalog, id);
-    if (!m || !id_valid(id, "alc_")) {
-        http_reply_problem(r, 404, NULL, "no such allocation");
-        return;
-    }
-    json_t *op = json_pack("{s:s, s:s, s:s}", "id", id, "action", action, "actor",
-                           r->who.participant_id);
-    market_eval(r, SCRIPT_ALLOC_ACTION, m, REACH_ALL, NULL, NULL, op, on_action);
-    json_decref(op);
-}
+static const char *const STATUSES[] = { "proposed", "confirmed", "declined", "lapsed",
+                                        "shipped", "received", NULL };
+const struct enumtype ENUM_ALLOCATION_STATUS = {
+    "AllocationStatus", "ALLOCATION_STATUS", STATUSES,
+    "`proposed` → `confirmed` → `shipped` → `received`; `proposed` → `declined` or `lapsed` "
+    "(not confirmed within `lapse_after[urgency]`).",
+};
 
-void allocations_list(struct req *r) { record_list(r, RECORD_ALLOC); }
-void allocations_get(struct req *r) { record_get(r, RECORD_ALLOC); }
-void allocations_confirm(struct req *r) { allocations_act(r, "confirm"); }
-void allocations_decline(struct req *r) { allocations_act(r, "decline"); }
-void allocations_ship(struct req *r) { allocations_act(r, "ship"); }
-void allocations_receive(struct req *r) { allocations_act(r, "receive"); }
+static const char *const TIERS[] = { "region", "neighbours", "national", NULL };
+const struct enumtype ENUM_TIER = {
+    "Tier", "TIER", TIERS,
+    "How far the goods travel: `region` (same region), `neighbours` (a bordering region), "
+    "`national` (any other region).",
+};
+
+static const char *const FROM_PROPOSED[] = { "proposed", NULL };
+static const char *const FROM_CONFIRMED[] = { "confirmed", NULL };
+static const char *const FROM_SHIPPED[] = { "shipped", NULL };
+
+static const struct action ACTIONS[] = {
+    { "confirm", "offer", FROM_PROPOSED, "confirmed", ACT_PLAIN },
+    { "decline", "offer", FROM_PROPOSED, "declined", ACT_RELEASE },
+    { "ship", "offer", FROM_CONFIRMED, "shipped", ACT_PLAIN },
+    { "receive", "need", FROM_SHIPPED, "received", ACT_RECEIVE },
+    { "lapse", "platform", FROM_PROPOSED, "lapsed", ACT_RELEASE },
+};
+
+static const struct field FIELDS_ALLOCATION[] = {
+    { "id", 0, FT_ID, F_OUT, .ref = "alc_", .schema = "AllocationId" },
+    { "need_id", 1, FT_REF, F_OUT | F_FILTER, .ref = "ned_", .schema = "NeedId" },
+    { "offer_id", 2, FT_REF, F_OUT | F_FILTER, .ref = "off_", .schema = "OfferId" },
+    { "product", 3, FT_PRODUCT, F_OUT | F_FILTER, .schema = "ProductId",
+      .doc = "The need's product." },
+    { "offer_product", 4, FT_PRODUCT, F_OUT, .schema = "ProductId",
+      .doc = "The offer's product (a `capacity` product, or the same as `product`)." },
+    { "market", 0, FT_MARKET, F_OUT, .schema = "ProductId" },
+    { "quantity", 5, FT_INT, F_OUT, 0, QMAX,
+      .doc = "Quantity allocated, in the product's catalogue unit." },
+    { "tier", 6, FT_ENUM, F_OUT, .enumtype = &ENUM_TIER },
+    { "status", 7, FT_ENUM, F_OUT | F_FILTER, .enumtype = &ENUM_ALLOCATION_STATUS },
+    { "need_participant_id", 8, FT_REF, F_OUT | F_OWNER, .ref = "prt_",
+      .schema = "ParticipantId" },
+    { "offer_participant_id", 9, FT_REF, F_OUT | F_OWNER, .ref = "prt_",
+      .schema = "ParticipantId" },
+    { "need_region", 10, FT_REGION, F_OUT | F_SCOPE, .schema = "RegionCode" },
+    { "offer_region", 11, FT_REGION, F_OUT | F_SCOPE, .schema = "RegionCode" },
+    { "urgency", 12, FT_ENUM, F_OUT, .enumtype = &ENUM_URGENCY },
+    { "lapse_at", 13, FT_TIME, F_OUT | F_NULLABLE,
+      .doc = "When a `proposed` allocation lapses if not confirmed (`lapse_after[urgency]` "
+             "after it was made); null once it is no longer proposed." },
+    { "created_at", 0, FT_CREATED, F_OUT },
+    { "updated_at", 14, FT_TIME, F_OUT },
+};
+
+const struct resource RESOURCE_ALLOCATION = {
+    "allocation", "allocations", "alc_", "A", "Allocation", FIELDS(FIELDS_ALLOCATION),
+    &ENUM_ALLOCATION_STATUS, ACTIONS, sizeof ACTIONS / sizeof ACTIONS[0],
+};
+
+void allocations_list(struct req *r) { engine_list(r, &RESOURCE_ALLOCATION); }
+void allocations_get(struct req *r) { engine_get(r, &RESOURCE_ALLOCATION); }
+void allocations_confirm(struct req *r) { engine_act(r, &RESOURCE_ALLOCATION, "confirm"); }
+void allocations_decline(struct req *r) { engine_act(r, &RESOURCE_ALLOCATION, "decline"); }
+void allocations_ship(struct req *r) { engine_act(r, &RESOURCE_ALLOCATION, "ship"); }
+void allocations_receive(struct req *r) { engine_act(r, &RESOURCE_ALLOCATION, "receive"); }

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "impactd/http.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
 #include "impactd/router.h"
-#include "impactd/server.h"
+#include "impactd/config.h"
+#include "impactd/store.h"
 #include "impactd/timeutil.h"
 
 #define TOKEN_PREFIX "imp_"
@@ -114,6 +114,13 @@ void principal_clear(struct principal *p)
     memset(p, 0, sizeof *p);
 }
 
+void principal_copy(struct principal *dst, const struct principal *src)
+{
+    *dst = *src;
+    if (dst->regions)
+        json_incref(dst->regions);
+}
+
 int auth_bucket_take(struct bucket *b, int64_t rate, int64_t now_us)
 {
     if (rate <= 0)
@@ -157,12 +164,15 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     dict_sweep(&a->cache, sweep_one, &now);
 }
 
-int auth_init(struct auth *a, struct server *srv)
+int auth_init(struct auth *a, struct event_base *base, struct store *store,
+              const struct config *cfg)
 {
     memset(a, 0, sizeof *a);
+    a->store = store;
+    a->cfg = cfg;
     if (dict_init(&a->cache) != 0)
         return -1;
-    a->sweep_timer = event_new(srv->base, -1, EV_PERSIST, on_sweep, a);
+    a->sweep_timer = event_new(base, -1, EV_PERSIST, on_sweep, a);
     struct timeval tv = { SWEEP_EVERY_S, 0 };
     if (!a->sweep_timer || event_add(a->sweep_timer, &tv) != 0)
         return -1;
@@ -182,108 +192,114 @@ void auth_forget(struct auth *a, const char *token_id)
     entry_free(dict_del(&a->cache, token_id));
 }
 
-/* Admits the caller described by e: rate limit, then fills r->who. */
-static void auth_admit(struct req *r, struct auth_entry *e, const char *token_id,
-                       auth_done_cb done)
+/* One check: on the stack when the cache or the token's form settles it, else until Redis
+ * answers. */
+struct auth_lookup {
+    struct auth *a;
+    auth_cb cb;
+    void *arg;
+    char hash[TOKEN_HASH_HEX];
+    char tid[ID_MAX_LEN];
+};
+
+/* Admits the caller described by e: rate limit, then the principal. */
+static void auth_admit(struct auth_lookup *l, struct auth_entry *e)
 {
     int64_t now = time_mono_us();
     e->used_us = now;
-    int wait = auth_bucket_take(&e->bucket, r->srv->cfg.rate_limit, now);
+    int wait = auth_bucket_take(&e->bucket, l->a->cfg->rate_limit, now);
     if (wait) {
-        done(r, AUTH_RATE_LIMITED, wait);
+        l->cb(l->arg, AUTH_RATE_LIMITED, NULL, wait);
         return;
     }
-    snprintf(r->who.participant_id, sizeof r->who.participant_id, "%s", e->participant);
-    snprintf(r->who.token_id, sizeof r->who.token_id, "%s", token_id);
-    r->who.role = e->role;
-    memcpy(r->who.region, e->region, sizeof r->who.region);
-    r->who.regions = e->regions ? json_incref(e->regions) : NULL;
-    done(r, AUTH_OK, 0);
+    struct principal who = { .role = e->role, .regions = e->regions };
+    snprintf(who.participant_id, sizeof who.participant_id, "%s", e->participant);
+    snprintf(who.token_id, sizeof who.token_id, "%s", l->tid);
+    memcpy(who.region, e->region, sizeof who.region);
+    l->cb(l->arg, AUTH_OK, &who, 0);
 }
 
-static void on_token_record(struct req *r, enum store_status st, redisReply *reply)
+static void on_token_record(void *arg, enum store_status st, redisReply *reply)
 {
-    auth_done_cb done = r->auth_done;
-    r->auth_done = NULL;
-    struct auth *a = &r->srv->auth;
-    const char *token = auth_bearer(http_header(r, "Authorization"));
-    char hash[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
-    if (!token || auth_token_hash(token, hash) != 0) {
-        done(r, AUTH_UNKNOWN, 0);
-        return;
-    }
-    auth_token_id(hash, tid);
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
+    struct auth_lookup *l = arg;
+    struct auth *a = l->a;
+    if (st != STORE_OK || store_reply_error(reply, NULL)) {
         if (st == STORE_OK)
-            log_error("msg=\"token lookup failed\" req=%s error=\"%s\"", r->id, reply->str);
-        done(r, AUTH_STORE_DOWN, 1);
+            log_error("msg=\"token lookup failed\" error=\"%s\"", reply->str);
+        l->cb(l->arg, AUTH_STORE_DOWN, NULL, 1);
+        free(l);
         return;
     }
-    const char *stored = reply_hash_get(reply, "hash");
-    const char *prt = reply_hash_get(reply, "participant");
-    const char *role = reply_hash_get(reply, "role");
-    if (!stored || !prt || !role || sodium_memcmp(stored, hash, TOKEN_HASH_HEX - 1) != 0 ||
-        strlen(stored) != TOKEN_HASH_HEX - 1 || !role_parse(role)) {
-        auth_forget(a, tid);
-        done(r, AUTH_UNKNOWN, 0);
+    const char *stored = store_reply_field(reply, "hash");
+    const char *prt = store_reply_field(reply, "participant");
+    const char *role = store_reply_field(reply, "role");
+    if (!stored || !prt || !role || strlen(stored) != TOKEN_HASH_HEX - 1 ||
+        sodium_memcmp(stored, l->hash, TOKEN_HASH_HEX - 1) != 0 || !role_parse(role)) {
+        auth_forget(a, l->tid);
+        l->cb(l->arg, AUTH_UNKNOWN, NULL, 0);
+        free(l);
         return;
     }
-    struct auth_entry *e = dict_get(&a->cache, tid);
+    struct auth_entry *e = dict_get(&a->cache, l->tid);
     if (!e) {
         e = calloc(1, sizeof *e);
-        if (!e || dict_set(&a->cache, tid, e) != 0) {
+        if (!e || dict_set(&a->cache, l->tid, e) != 0) {
             free(e);
-            done(r, AUTH_STORE_DOWN, 1);
+            l->cb(l->arg, AUTH_STORE_DOWN, NULL, 1);
+            free(l);
             return;
         }
     }
-    memcpy(e->hash, hash, sizeof e->hash);
+    memcpy(e->hash, l->hash, sizeof e->hash);
     snprintf(e->participant, sizeof e->participant, "%s", prt);
     e->role = role_parse(role);
-    const char *region = reply_hash_get(reply, "region");
+    const char *region = store_reply_field(reply, "region");
     snprintf(e->region, sizeof e->region, "%s", region ? region : "");
     json_decref(e->regions);
-    const char *regions = reply_hash_get(reply, "regions");
+    const char *regions = store_reply_field(reply, "regions");
     e->regions = regions && *regions ? json_loads(regions, 0, NULL) : NULL;
     e->verified_us = time_mono_us();
-    auth_admit(r, e, tid, done);
+    auth_admit(l, e);
+    free(l);
 }
 
-void auth_authenticate(struct req *r, const char *authorization, auth_done_cb done)
+void auth_check(struct auth *a, const char *authorization, auth_cb cb, void *arg)
 {
-    struct server *srv = r->srv;
+    struct auth_lookup now = { .a = a, .cb = cb, .arg = arg };
     const char *token = auth_bearer(authorization);
-    if (!token) {
-        done(r, AUTH_MISSING, 0);
-        return;
-    }
-    const char *boot = srv->cfg.admin_token;
+    const char *boot = a->cfg->admin_token;
     size_t blen = strlen(boot);
+    if (!token) {
+        cb(arg, AUTH_MISSING, NULL, 0);
+        return;
+    }
     if (blen && strlen(token) == blen && sodium_memcmp(token, boot, blen) == 0) {
-        snprintf(r->who.participant_id, sizeof r->who.participant_id, "prt_bootstrap");
-        snprintf(r->who.token_id, sizeof r->who.token_id, "tok_bootstrap");
-        r->who.role = ROLE_ADMIN;
-        r->who.bootstrap = true;
-        done(r, AUTH_OK, 0);
+        struct principal who = { .role = ROLE_ADMIN, .bootstrap = true };
+        snprintf(who.participant_id, sizeof who.participant_id, "prt_bootstrap");
+        snprintf(who.token_id, sizeof who.token_id, "tok_bootstrap");
+        cb(arg, AUTH_OK, &who, 0);
         return;
     }
-    char hash[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
-    if (!auth_token_wellformed(token) || auth_token_hash(token, hash) != 0) {
-        done(r, AUTH_UNKNOWN, 0);
+    if (!auth_token_wellformed(token) || auth_token_hash(token, now.hash) != 0) {
+        cb(arg, AUTH_UNKNOWN, NULL, 0);
         return;
     }
-    auth_token_id(hash, tid);
-    struct auth_entry *e = dict_get(&srv->auth.cache, tid);
-    int64_t ttl_us = srv->cfg.auth_cache_ttl_ms * 1000;
-    if (e && sodium_memcmp(e->hash, hash, TOKEN_HASH_HEX) == 0 &&
-        time_mono_us() - e->verified_us < ttl_us) {
-        auth_admit(r, e, tid, done);
+    auth_token_id(now.hash, now.tid);
+    struct auth_entry *e = dict_get(&a->cache, now.tid);
+    if (e && sodium_memcmp(e->hash, now.hash, TOKEN_HASH_HEX) == 0 &&
+        time_mono_us() - e->verified_us < a->cfg->auth_cache_ttl_ms * 1000) {
+        auth_admit(&now, e);
         return;
     }
+    struct auth_lookup *l = malloc(sizeof *l);
+    if (!l) {
+        cb(arg, AUTH_STORE_DOWN, NULL, 1);
+        return;
+    }
+    *l = now;
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "HGETALL");
-    store_key(&srv->store, &c, KEY_TOKEN, tid);
-    r->auth_done = done;
-    http_store_send(r, &c, on_token_record);
+    store_key(a->store, &c, KEY_TOKEN, l->tid);
+    store_send(a->store, &c, on_token_record, l);
 }

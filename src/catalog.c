@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "impactd/ids.h"
+
 static int cat_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int cat_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -77,12 +79,11 @@ static json_t *load_array(const char *text, const char *name, const char *key, j
  * catalogue reorderings. Two markets with one code stop start-up. */
 static void market_code(const char *id, char code[MARKET_CODE_LEN + 1])
 {
-    static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
     unsigned char d[8];
     crypto_generichash(d, sizeof d, (const unsigned char *)id, strlen(id), NULL, 0);
     uint32_t v = (uint32_t)d[0] << 16 | (uint32_t)d[1] << 8 | d[2];
     for (int i = 0; i < MARKET_CODE_LEN; i++)
-        code[i] = B32[(v >> (5 * i)) & 31];
+        code[i] = ID_B32[(v >> (5 * i)) & 31];
     code[MARKET_CODE_LEN] = '\0';
 }
 
@@ -221,25 +222,6 @@ out:
     return rc;
 }
 
-/* "11=24.27.28;24=11;...;94=": the neighbour relation, as the market scripts read it. */
-static int catalog_build_graph(struct catalog *cat)
-{
-    size_t cap = cat->nregions * (4 + 3 * CATALOG_MAX_NEIGHBOURS) + 1;
-    char *g = malloc(cap);
-    if (!g)
-        return -1;
-    size_t k = 0;
-    for (size_t i = 0; i < cat->nregions; i++) {
-        const struct region *r = &cat->regions[i];
-        k += (size_t)snprintf(g + k, cap - k, "%s%s=", i ? ";" : "", r->code);
-        for (size_t j = 0; j < r->nneighbours; j++)
-            k += (size_t)snprintf(g + k, cap - k, "%s%s", j ? "." : "", r->neighbours[j]);
-    }
-    free(cat->region_graph);
-    cat->region_graph = g;
-    return 0;
-}
-
 int catalog_load_regions(struct catalog *cat, const char *text, const char *name, char *err,
                          size_t errlen)
 {
@@ -249,6 +231,12 @@ int catalog_load_regions(struct catalog *cat, const char *text, const char *name
     if (!arr)
         goto out;
     size_t n = json_array_size(arr);
+    if (n == 0 || n > CATALOG_MAX_REGIONS) {
+        cat_fail(err, errlen, "%s: %zu regions; a catalogue holds 1 to %d (every market "
+                 "function that may match anywhere is passed 4 index keys per region)", name, n,
+                 CATALOG_MAX_REGIONS);
+        goto out;
+    }
     cat->regions = calloc(n, sizeof *cat->regions);
     cat->regions_json = json_array();
     if (!cat->regions || !cat->regions_json) {
@@ -322,10 +310,6 @@ int catalog_load_regions(struct catalog *cat, const char *text, const char *name
                 goto out;
             }
         }
-    }
-    if (catalog_build_graph(cat) != 0) {
-        cat_fail(err, errlen, "%s: out of memory", name);
-        goto out;
     }
     rc = 0;
 out:
@@ -403,7 +387,6 @@ void catalog_free(struct catalog *cat)
     free(cat->products);
     free(cat->regions);
     free(cat->markets);
-    free(cat->region_graph);
     json_decref(cat->products_json);
     json_decref(cat->regions_json);
     memset(cat, 0, sizeof *cat);

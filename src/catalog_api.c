@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "impactd/calls.h"
 #include "impactd/catalog.h"
 #include "impactd/handlers.h"
-#include "impactd/http.h"
+#include "impactd/reply.h"
+#include "impactd/request.h"
+#include "impactd/validate.h"
 #include "impactd/problem.h"
 #include "impactd/server.h"
 
@@ -14,11 +17,16 @@ static const char *const CATEGORIES[] = { "raw_material", "packaging", "finished
                                           "capacity", NULL };
 
 /* Answers one page of `all`, keeping items for which keep() is true (all when NULL). */
-static void reply_page(struct req *r, json_t *all, bool (*keep)(json_t *item, const char *arg),
+static void catalog_page(struct req *r, json_t *all, bool (*keep)(json_t *item, const char *arg),
                        const char *arg)
 {
     int64_t limit, offset;
-    if (http_page_params(r, &limit, &offset) != 0)
+    json_t *errors = problem_errors_new();
+    if (validate_query_int(req_query(r, "limit"), 1, 500, 50, &limit) != 0)
+        problem_errors_add(errors, "limit", "must be an integer between 1 and 500");
+    if (validate_query_int(req_query(r, "cursor"), 0, 1000000000, 0, &offset) != 0)
+        problem_errors_add(errors, "cursor", "is not a cursor this server issued");
+    if (reply_if_invalid(r, errors))
         return;
     json_t *items = json_array();
     size_t seen = 0, i;
@@ -36,16 +44,10 @@ static void reply_page(struct req *r, json_t *all, bool (*keep)(json_t *item, co
         }
         seen++;
     }
-    json_t *body = json_pack("{s:o}", "items", items);
-    if (next >= 0) {
-        char cur[24];
-        snprintf(cur, sizeof cur, "%lld", (long long)next);
-        json_object_set_new(body, "next_cursor", json_string(cur));
-    } else {
-        json_object_set_new(body, "next_cursor", json_null());
-    }
-    http_set_header(r, "Cache-Control", "public, max-age=300");
-    http_reply_json(r, 200, body);
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)next);
+    req_set_header(r, "Cache-Control", "public, max-age=300");
+    reply_page(r, items, next >= 0 ? cur : NULL);
 }
 
 static bool same_category(json_t *item, const char *category)
@@ -55,7 +57,7 @@ static bool same_category(json_t *item, const char *category)
 
 void catalog_list_products(struct req *r)
 {
-    const char *category = http_query(r, "category");
+    const char *category = req_query(r, "category");
     if (category) {
         bool known = false;
         for (const char *const *c = CATEGORIES; *c; c++)
@@ -64,36 +66,36 @@ void catalog_list_products(struct req *r)
             json_t *errors = problem_errors_new();
             problem_errors_add(errors, "category",
                                "must be one of raw_material, packaging, finished_good, capacity");
-            http_reply_invalid(r, errors);
+            reply_invalid(r, errors);
             return;
         }
     }
-    reply_page(r, r->srv->catalog.products_json, category ? same_category : NULL, category);
+    catalog_page(r, r->srv->catalog.products_json, category ? same_category : NULL, category);
 }
 
 void catalog_list_regions(struct req *r)
 {
-    reply_page(r, r->srv->catalog.regions_json, NULL, NULL);
+    catalog_page(r, r->srv->catalog.regions_json, NULL, NULL);
 }
 
 static void reply_item(struct req *r, json_t *item, const char *what)
 {
     if (!item) {
-        http_reply_problemf(r, 404, NULL, "no such %s in the catalogue", what);
+        reply_problemf(r, 404, NULL, "no such %s in the catalogue", what);
         return;
     }
-    http_set_header(r, "Cache-Control", "public, max-age=300");
-    http_reply_json(r, 200, json_incref(item));
+    req_set_header(r, "Cache-Control", "public, max-age=300");
+    reply_json(r, 200, json_incref(item));
 }
 
 void catalog_get_product(struct req *r)
 {
-    const struct product *p = catalog_product(&r->srv->catalog, http_param(r, 0));
+    const struct product *p = catalog_product(&r->srv->catalog, req_param(r, 0));
     reply_item(r, p ? p->json : NULL, "product");
 }
 
 void catalog_get_region(struct req *r)
 {
-    const struct region *g = catalog_region(&r->srv->catalog, http_param(r, 0));
+    const struct region *g = catalog_region(&r->srv->catalog, req_param(r, 0));
     reply_item(r, g ? g->json : NULL, "region");
 }

@@ -95,6 +95,13 @@ static const struct setting SETTINGS[] = {
     { "events_retention", "IMPACTD_EVENTS_RETENTION", C_INT, OFF(events_retention), 1000,
       100000000, "1000000",
       "events kept per market for /v1/feeds/events (older cursors get 410)" },
+    { "match_max_candidates", "IMPACTD_MATCH_MAX_CANDIDATES", C_INT,
+      OFF(match_max_candidates), 1, 100000, "256",
+      "candidates one matching call may examine; the rest of the walk continues in a later "
+      "call" },
+    { "match_max_allocations", "IMPACTD_MATCH_MAX_ALLOCATIONS", C_INT,
+      OFF(match_max_allocations), 1, 10000, "128",
+      "allocations one matching call may make; the rest continues in a later call" },
     { "backlog", "IMPACTD_BACKLOG", C_INT, OFF(backlog), 16, 65535, "1024",
       "listen(2) backlog" },
 };

@@ -1,12 +1,17 @@
 /* feeds.c — what the ministry pulls: the stock feed and the event feed.
  *
- * GET /v1/feeds/stock reads only the aggregates the market scripts keep in the same atomic
- * step as every change (m:{M}:agg), one HGETALL per market: its cost does not depend on how
- * many offers and needs are open. The body is signed (content-signature) and carries a weak
- * ETag over the rows. GET /v1/feeds/events merges the markets' event streams by (stream id,
- * market code); its cursor is the last item's id, stable across restarts. Events of the last
- * second are held back, so an event written later can never sort before a cursor given out. */
-#include <event2/event.h>
+ * GET /v1/feeds/stock reads only the aggregates the market functions keep in the same atomic
+ * step as every change (m:{M}:agg): its cost does not depend on how many offers and needs are
+ * open. Its answer — body, weak ETag over the rows, Ed25519 content-signature — is built once
+ * per (format, filters, visible regions) and kept with the aggregates' version (KEY_FEED_VERSION,
+ * bumped behind every market change, market.c): a pull is then one GET of that version and
+ * the cached bytes handed to evhttp by reference. An entry older than CACHE_MAX_AGE_MS is
+ * built again anyway, so a version bump lost with a dying daemon costs at most that delay.
+ *
+ * GET /v1/feeds/events merges the markets' event streams by (stream id, market); its cursor
+ * is the last item's id, stable across restarts. Events of the last second are held back, so
+ * an event written later can never sort before a cursor given out. */
+#include <event2/buffer.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -14,14 +19,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "impactd/calls.h"
 #include "impactd/catalog.h"
+#include "impactd/engine.h"
+#include "impactd/feeds.h"
 #include "impactd/handlers.h"
-#include "impactd/http.h"
 #include "impactd/json_util.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
+#include "impactd/page.h"
 #include "impactd/problem.h"
-#include "impactd/records.h"
+#include "impactd/record.h"
+#include "impactd/reply.h"
+#include "impactd/request.h"
 #include "impactd/router.h"
 #include "impactd/server.h"
 #include "impactd/signing.h"
@@ -29,229 +39,275 @@
 #include "impactd/validate.h"
 
 #define SETTLE_MS 1000
+#define CACHE_MAX_AGE_MS 5000
+#define CACHE_MAX_ENTRIES 256
 
 static const char *const COLUMNS[] = { "offered_open", "needed_open", "needed_open_stat",
                                        "needed_open_asap", "allocated_in_flight",
                                        "shipped_in_flight", "received_total" };
 #define NCOLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
 
-/* ---- stock ---- */
+/* ---- the stock feed's cache ---- */
 
-struct stock_job {
-    json_t *sums;           /* "<region>|<product>|<column>" -> integer, from every market */
-    size_t waiting;
-    bool failed;
-    enum store_status status;
+/* One built answer. Shared by the cache and every reply still sending it (refs). */
+struct stock_body {
+    unsigned refs;
+    long long version;
+    int64_t built_ms;
     bool csv;
+    char *body;                 /* owned */
+    size_t len;
+    char etag[40];              /* W/"<hex>" */
+    char hex[33];
+    char signature[SIGNING_SIG_LEN];
+    char kid[KID_LEN];
 };
 
-static void stock_job_free(void *v)
+static void body_unref(struct stock_body *b)
 {
-    struct stock_job *j = v;
-    json_decref(j->sums);
-    free(j);
+    if (b && --b->refs == 0) {
+        free(b->body);
+        free(b);
+    }
 }
 
-static long long stock_value(const struct stock_job *j, const char *region, const char *product,
-                             const char *column)
+static void body_unref_any(void *v) { body_unref(v); }
+
+static void on_body_sent(const void *data, size_t len, void *arg)
 {
-    char key[160];
-    snprintf(key, sizeof key, "%s|%s|%s", region, product, column);
-    return (long long)json_integer_value(json_object_get(j->sums, key));
+    (void)data;
+    (void)len;
+    body_unref(arg);
 }
 
-/* Sends body signed, with ETag and caching headers (or 304). */
-static void reply_signed(struct req *r, const char *ctype, const char *body, size_t len,
-                         const char *etag_src, size_t etag_len)
+int feeds_init(struct feeds *f) { return dict_init(&f->cache); }
+
+void feeds_free(struct feeds *f) { dict_free(&f->cache, body_unref_any); }
+
+static void cache_put(struct feeds *f, const char *key, struct stock_body *b)
 {
-    unsigned char d[16];
-    char hex[33], etag[40];
-    crypto_generichash(d, sizeof d, (const unsigned char *)etag_src, etag_len, NULL, 0);
-    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-    snprintf(etag, sizeof etag, "W/\"%s\"", hex);
-    http_set_header(r, "ETag", etag);
-    http_set_header(r, "Cache-Control", "private, no-cache");
-    http_set_header(r, "Vary", "Accept, Authorization");
-    const char *inm = http_header(r, "If-None-Match");
-    if (inm && (strstr(inm, hex) || !strcmp(inm, "*"))) {
-        http_reply_empty(r, 304);
+    if (f->cache.count >= CACHE_MAX_ENTRIES && !dict_get(&f->cache, key)) {
+        dict_free(&f->cache, body_unref_any);       /* more shapes than expected: start over */
+        if (dict_init(&f->cache) != 0)
+            return;
+    }
+    struct stock_body *old = dict_get(&f->cache, key);
+    b->refs++;
+    if (dict_set(&f->cache, key, b) != 0) {
+        b->refs--;
         return;
     }
-    const struct signing_key *k = &r->srv->signing.keys[0];
-    unsigned char sig[crypto_sign_BYTES];
-    crypto_sign_detached(sig, NULL, (const unsigned char *)body, len, k->sk);
-    char b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-    sodium_bin2base64(b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
-    char header[sizeof b64 + 8];
-    snprintf(header, sizeof header, "v1a,%s", b64);
-    http_set_header(r, "content-signature", header);
-    http_set_header(r, "content-signature-kid", k->kid);
-    http_reply_raw(r, 200, ctype, body, len);
+    body_unref(old);
 }
 
-static void stock_finish(struct req *r, struct stock_job *j)
+/* ---- the stock feed ---- */
+
+struct stock_job {
+    bool csv;
+    const char *region, *product;   /* filters, borrowed from the query */
+    char key[600];                  /* the cache key */
+    long long version;
+    long long *sums;                /* [region][product][column], owned */
+    struct fanout fan;
+};
+
+static void stock_job_clear(void *v)
+{
+    free(((struct stock_job *)v)->sums);
+}
+
+static const struct req_state_type STOCK = { "stock feed", sizeof(struct stock_job),
+                                             stock_job_clear };
+
+/* Sends b: 304 when the client has it, else the bytes by reference, signed. */
+static void stock_send(struct req *r, struct stock_body *b)
+{
+    req_set_header(r, "ETag", b->etag);
+    req_set_header(r, "Cache-Control", "private, no-cache");
+    req_set_header(r, "Vary", "Accept, Authorization");
+    const char *inm = req_header(r, "If-None-Match");
+    if (inm && (strstr(inm, b->hex) || !strcmp(inm, "*"))) {
+        reply_empty(r, 304);
+        return;
+    }
+    req_set_header(r, "content-signature", b->signature);
+    req_set_header(r, "content-signature-kid", b->kid);
+    struct evbuffer *buf = evbuffer_new();
+    b->refs++;
+    if (!buf || evbuffer_add_reference(buf, b->body, b->len, on_body_sent, b) != 0) {
+        b->refs--;
+        if (buf)
+            evbuffer_free(buf);
+        reply_problem(r, 500, NULL, "out of memory");
+        return;
+    }
+    r->replied = true;
+    req_transmit_buffer(r, 200, b->csv ? "text/csv; charset=utf-8; header=present"
+                                       : "application/json; charset=utf-8", buf);
+    evbuffer_free(buf);
+}
+
+static long long *sum_at(const struct catalog *cat, long long *sums, size_t ri, size_t pi,
+                         size_t c)
+{
+    return &sums[(ri * cat->nproducts + pi) * NCOLUMNS + c];
+}
+
+/* The rows, as CSV or as the JSON document, into out; the rows alone into rows (ETag). */
+static void stock_render(struct req *r, struct stock_job *j, struct evbuffer *out,
+                         struct evbuffer *rows)
 {
     const struct catalog *cat = &r->srv->catalog;
-    const char *only_region = http_query(r, "region"), *only_product = http_query(r, "product");
-    json_t *rows = json_array();
-    char *text = NULL;
-    size_t len = 0;
-    /* CSV is built as we go; JSON rows too; the ETag covers the rows only. */
-    size_t cap = 256 + cat->nregions * cat->nproducts * 160, k = 0;
-    char *out = j->csv ? malloc(cap) : NULL;
-    if (j->csv && !out) {
-        json_decref(rows);
-        http_reply_problem(r, 500, NULL, "out of memory");
-        return;
+    if (j->csv) {
+        evbuffer_add_printf(out, "region,product,unit");
+        for (size_t c = 0; c < NCOLUMNS; c++)
+            evbuffer_add_printf(out, ",%s", COLUMNS[c]);
+        evbuffer_add_printf(out, ",coverage\r\n");
     }
-    if (out)
-        k += (size_t)snprintf(out, cap, "region,product,unit,offered_open,needed_open,"
-                              "needed_open_stat,needed_open_asap,allocated_in_flight,"
-                              "shipped_in_flight,received_total,coverage\r\n");
+    size_t n = 0;
     for (size_t ri = 0; ri < cat->nregions; ri++) {
         const char *region = cat->regions[ri].code;
-        if ((only_region && strcmp(only_region, region)) || !principal_sees_region(&r->who, region))
+        if ((j->region && strcmp(j->region, region)) || !principal_sees_region(&r->who, region))
             continue;
         for (size_t pi = 0; pi < cat->nproducts; pi++) {
             const struct product *p = &cat->products[pi];
-            if (only_product && strcmp(only_product, p->id))
+            if (j->product && strcmp(j->product, p->id))
                 continue;
-            long long v[NCOLUMNS];
-            for (size_t c = 0; c < NCOLUMNS; c++)
-                v[c] = stock_value(j, region, p->id, COLUMNS[c]);
-            json_t *row = json_pack("{s:s, s:s, s:s}", "region", region, "product", p->id,
-                                    "unit", p->unit);
-            for (size_t c = 0; c < NCOLUMNS; c++)
-                json_object_set_new(row, COLUMNS[c], json_integer(v[c]));
-            json_object_set_new(row, "coverage",
-                                v[1] > 0 ? json_real((double)v[0] / (double)v[1]) : json_null());
-            json_array_append_new(rows, row);
-            if (out) {
-                k += (size_t)snprintf(out + k, cap - k, "%s,%s,%s", region, p->id, p->unit);
+            const long long *v = sum_at(cat, j->sums, ri, pi, 0);
+            char coverage[40] = "";
+            if (v[1] > 0)
+                snprintf(coverage, sizeof coverage, "%.15g", (double)v[0] / (double)v[1]);
+            /* region codes, product ids and units are slugs (catalog.c): nothing to escape */
+            if (j->csv) {
+                evbuffer_add_printf(rows, "%s,%s,%s", region, p->id, p->unit);
                 for (size_t c = 0; c < NCOLUMNS; c++)
-                    k += (size_t)snprintf(out + k, cap - k, ",%lld", v[c]);
-                if (v[1] > 0)
-                    k += (size_t)snprintf(out + k, cap - k, ",%.15g\r\n", (double)v[0] / (double)v[1]);
-                else
-                    k += (size_t)snprintf(out + k, cap - k, ",\r\n");
+                    evbuffer_add_printf(rows, ",%lld", v[c]);
+                evbuffer_add_printf(rows, ",%s\r\n", coverage);
+            } else {
+                evbuffer_add_printf(rows, "%s{\"region\":\"%s\",\"product\":\"%s\",\"unit\":\"%s\"",
+                                    n ? "," : "", region, p->id, p->unit);
+                for (size_t c = 0; c < NCOLUMNS; c++)
+                    evbuffer_add_printf(rows, ",\"%s\":%lld", COLUMNS[c], v[c]);
+                evbuffer_add_printf(rows, ",\"coverage\":%s}", coverage[0] ? coverage : "null");
             }
+            n++;
         }
     }
-    char *rows_text = json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (!rows_text) {
-        free(out);
-        json_decref(rows);
-        http_reply_problem(r, 500, NULL, "out of memory");
-        return;
-    }
-    char *etag_src = NULL;
-    size_t etag_len = strlen(rows_text) + 8;
-    etag_src = malloc(etag_len);
-    if (etag_src)
-        snprintf(etag_src, etag_len, "%s%s", j->csv ? "csv:" : "json", rows_text);
-    if (j->csv) {
-        text = out;
-        len = k;
-    } else {
+    if (!j->csv) {
         char ts[RFC3339_LEN];
         time_format_rfc3339(time_now_ms(), ts);
-        json_t *doc = json_pack("{s:s, s:o}", "generated_at", ts, "rows", rows);
-        rows = NULL;
-        text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-        json_decref(doc);
-        len = text ? strlen(text) : 0;
+        evbuffer_add_printf(out, "{\"generated_at\":\"%s\",\"rows\":[", ts);
     }
-    json_decref(rows);
-    if (!text || !etag_src) {
-        free(text);
-        free(etag_src);
-        free(rows_text);
-        http_reply_problem(r, 500, NULL, "out of memory");
-        return;
-    }
-    reply_signed(r, j->csv ? "text/csv; charset=utf-8; header=present"
-                           : "application/json; charset=utf-8",
-                 text, len, etag_src, strlen(etag_src));
-    free(text);
-    free(etag_src);
-    free(rows_text);
+    evbuffer_add_buffer_reference(out, rows);
+    if (!j->csv)
+        evbuffer_add(out, "]}", 2);
 }
 
-static void on_agg(struct req *r, enum store_status st, redisReply *reply)
+static struct stock_body *stock_build(struct req *r, struct stock_job *j)
 {
-    struct stock_job *j = r->ctx;
-    j->waiting--;
-    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
-        j->failed = true;
-        j->status = st;
-    } else {
-        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-            const redisReply *kf = reply->element[i], *vf = reply->element[i + 1];
-            long long v;
-            if (kf->type == REDIS_REPLY_STRING && vf->type == REDIS_REPLY_STRING &&
-                json_parse_ll(vf->str, &v) == 0)
-                json_object_set_new(j->sums, kf->str, json_integer(v));
-        }
-    }
-    if (j->waiting)
-        return;
-    if (j->failed) {
-        http_reply_store_failure(r, j->status == STORE_OK ? STORE_DOWN : j->status, NULL);
-        return;
-    }
-    stock_finish(r, j);
+    struct evbuffer *out = evbuffer_new(), *rows = evbuffer_new();
+    struct stock_body *b = calloc(1, sizeof *b);
+    if (!out || !rows || !b)
+        goto fail;
+    stock_render(r, j, out, rows);
+    size_t rlen = evbuffer_get_length(rows);
+    const unsigned char *rtext = evbuffer_pullup(rows, -1);
+    unsigned char d[16];
+    crypto_generichash_state gs;
+    crypto_generichash_init(&gs, NULL, 0, sizeof d);
+    crypto_generichash_update(&gs, (const unsigned char *)(j->csv ? "csv:" : "json"), 4);
+    if (rlen)
+        crypto_generichash_update(&gs, rtext, rlen);
+    crypto_generichash_final(&gs, d, sizeof d);
+    sodium_bin2hex(b->hex, sizeof b->hex, d, sizeof d);
+    snprintf(b->etag, sizeof b->etag, "W/\"%s\"", b->hex);
+    b->len = evbuffer_get_length(out);
+    b->body = malloc(b->len ? b->len : 1);
+    if (!b->body || evbuffer_remove(out, b->body, b->len) != (int)b->len)
+        goto fail;
+    const struct signing_key *k = &r->srv->signing.keys[0];
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)b->body, b->len, k->sk);
+    char b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(b->signature, sizeof b->signature, "v1a,%s", b64);
+    snprintf(b->kid, sizeof b->kid, "%s", k->kid);
+    b->csv = j->csv;
+    b->version = j->version;
+    b->built_ms = time_now_ms();
+    b->refs = 1;
+    evbuffer_free(rows);
+    evbuffer_free(out);
+    return b;
+fail:
+    if (b)
+        free(b->body);
+    free(b);
+    if (rows)
+        evbuffer_free(rows);
+    if (out)
+        evbuffer_free(out);
+    return NULL;
 }
 
-/* JSON unless ?format=csv, or an Accept that prefers text/csv; 0, or -1 when answered. */
-static int stock_format(struct req *r, bool *csv)
+static void on_agg(struct req *r, size_t market, redisReply *reply)
 {
-    const char *format = http_query(r, "format");
-    if (format) {
-        if (strcasecmp(format, "csv") && strcasecmp(format, "json")) {
-            json_t *errors = problem_errors_new();
-            problem_errors_add(errors, "format", "must be json or csv");
-            http_reply_invalid(r, errors);
-            return -1;
-        }
-        *csv = !strcasecmp(format, "csv");
-        return 0;
-    }
-    const char *accept = http_header(r, "Accept");
-    *csv = accept && strcasestr(accept, "text/csv") &&
-           (!strcasestr(accept, "application/json") ||
-            strcasestr(accept, "text/csv") < strcasestr(accept, "application/json"));
-    return 0;
-}
-
-void feeds_stock(struct req *r)
-{
+    (void)market;
+    struct stock_job *j = r->state;
     const struct catalog *cat = &r->srv->catalog;
-    json_t *errors = problem_errors_new();
-    const char *region = http_query(r, "region"), *product = http_query(r, "product");
-    if (region && !catalog_region(cat, region))
-        problem_errors_add(errors, "region", "is not a region code of the catalogue");
-    if (product && !catalog_product(cat, product))
-        problem_errors_add(errors, "product", "is not a product of the catalogue");
-    if (json_array_size(errors)) {
-        http_reply_invalid(r, errors);
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2) {
+        const redisReply *kf = reply->element[i], *vf = reply->element[i + 1];
+        long long v;
+        char region[REGION_CODE_LEN + 1], product[80], column[40];
+        if (kf->type != REDIS_REPLY_STRING || vf->type != REDIS_REPLY_STRING ||
+            json_parse_ll(vf->str, &v) != 0 ||
+            sscanf(kf->str, "%4[^|]|%79[^|]|%39s", region, product, column) != 3)
+            continue;
+        const struct region *rg = catalog_region(cat, region);
+        const struct product *p = catalog_product(cat, product);
+        size_t c = 0;
+        while (c < NCOLUMNS && strcmp(COLUMNS[c], column))
+            c++;
+        if (rg && p && c < NCOLUMNS)
+            *sum_at(cat, j->sums, (size_t)(rg - cat->regions), (size_t)(p - cat->products), c) = v;
+    }
+}
+
+static void on_aggs_done(struct req *r)
+{
+    struct stock_job *j = r->state;
+    struct stock_body *b = stock_build(r, j);
+    if (!b) {
+        reply_problem(r, 500, NULL, "out of memory");
         return;
     }
-    json_decref(errors);
-    if (region && !principal_sees_region(&r->who, region)) {
-        http_reply_problem(r, 403, NULL, "this token may not see that region");
+    cache_put(&r->srv->feeds, j->key, b);
+    stock_send(r, b);
+    body_unref(b);
+}
+
+static void on_version(struct req *r, enum store_status st, redisReply *reply)
+{
+    struct stock_job *j = r->state;
+    if (reply_store_failed(r, st, reply))
+        return;
+    long long v = 0;
+    if (reply->type == REDIS_REPLY_STRING && json_parse_ll(reply->str, &v) != 0)
+        v = 0;
+    j->version = v;
+    struct stock_body *b = dict_get(&r->srv->feeds.cache, j->key);
+    if (b && b->version == v && time_now_ms() - b->built_ms < CACHE_MAX_AGE_MS) {
+        stock_send(r, b);
         return;
     }
-    struct stock_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->sums = json_object())) {
-        free(j);
-        http_reply_problem(r, 500, NULL, "out of memory");
+    const struct catalog *cat = &r->srv->catalog;
+    j->sums = calloc(cat->nregions * cat->nproducts * NCOLUMNS + 1, sizeof *j->sums);
+    if (!j->sums) {
+        reply_problem(r, 500, NULL, "out of memory");
         return;
     }
-    r->ctx = j;
-    r->ctx_free = stock_job_free;
-    if (stock_format(r, &j->csv) != 0)
-        return;
-    const struct product *p = product ? catalog_product(cat, product) : NULL;
+    const struct product *p = j->product ? catalog_product(cat, j->product) : NULL;
+    fanout_begin(&j->fan, on_agg, on_aggs_done);
     for (size_t i = 0; i < cat->nmarkets; i++) {
         if (p && p->market != i)
             continue;
@@ -259,17 +315,66 @@ void feeds_stock(struct req *r)
         cmd_init(&c);
         cmd_add(&c, "HGETALL");
         store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_AGG);
-        j->waiting++;
-        http_store_send(r, &c, on_agg);
+        fanout_send(r, &j->fan, i, &c);
     }
+    fanout_end(r, &j->fan);
+}
+
+/* JSON unless ?format=csv, or an Accept that prefers text/csv; adds a fault when ?format is
+ * neither. */
+static bool stock_csv(struct req *r, json_t *errors)
+{
+    const char *format = req_query(r, "format");
+    if (format) {
+        if (strcasecmp(format, "csv") && strcasecmp(format, "json"))
+            problem_errors_add(errors, "format", "must be json or csv");
+        return !strcasecmp(format, "csv");
+    }
+    const char *accept = req_header(r, "Accept");
+    return accept && strcasestr(accept, "text/csv") &&
+           (!strcasestr(accept, "application/json") ||
+            strcasestr(accept, "text/csv") < strcasestr(accept, "application/json"));
+}
+
+void feeds_stock(struct req *r)
+{
+    const struct catalog *cat = &r->srv->catalog;
+    json_t *errors = problem_errors_new();
+    const char *region = req_query(r, "region"), *product = req_query(r, "product");
+    if (region && !catalog_region(cat, region))
+        problem_errors_add(errors, "region", "is not a region code of the catalogue");
+    if (product && !catalog_product(cat, product))
+        problem_errors_add(errors, "product", "is not a product of the catalogue");
+    bool csv = stock_csv(r, errors);
+    if (reply_if_invalid(r, errors))
+        return;
+    if (region && !principal_sees_region(&r->who, region)) {
+        reply_problem(r, 403, NULL, "this token may not see that region");
+        return;
+    }
+    struct stock_job *j = req_state(r, &STOCK);
+    if (!j)
+        return;
+    j->csv = csv;
+    j->region = region;
+    j->product = product;
+    char *regions = r->who.role == ROLE_MINISTRY && r->who.regions
+                        ? json_dump_compact(r->who.regions) : NULL;
+    snprintf(j->key, sizeof j->key, "%s|%s|%s|%s", csv ? "csv" : "json", region ? region : "",
+             product ? product : "", regions ? regions : "*");
+    free(regions);
+    struct cmd c;
+    cmd_init(&c);
+    cmd_add(&c, "GET");
+    store_key(&r->srv->store, &c, KEY_FEED_VERSION);
+    req_send(r, &c, on_version);
 }
 
 /* ---- events ---- */
 
 struct events_job {
-    json_t *items;          /* [ [ms, seq, market index, item], ... ] */
-    size_t waiting;
-    bool failed;
+    struct page page;
+    struct fanout fan;
     bool gone;              /* the cursor points before what a stream still holds */
     long long cms, cseq;    /* the cursor, when given */
     size_t cmarket;
@@ -278,16 +383,16 @@ struct events_job {
     bool bounded;           /* a market had more than it answered: the page ends there */
     long long bms, bseq;    /* ... at this position (the smallest such) */
     size_t bmarket;
-    enum store_status status;
     int64_t limit;
 };
 
-static void events_job_free(void *v)
+static void events_job_clear(void *v)
 {
-    struct events_job *j = v;
-    json_decref(j->items);
-    free(j);
+    page_free(&((struct events_job *)v)->page);
 }
+
+static const struct req_state_type EVENTS = { "event feed", sizeof(struct events_job),
+                                              events_job_clear };
 
 /* "<ms>-<seq>-<market code>" */
 static int cursor_parse(const struct catalog *cat, const char *s, long long *ms, long long *seq,
@@ -304,48 +409,104 @@ static int cursor_parse(const struct catalog *cat, const char *s, long long *ms,
     return -1;
 }
 
-static int by_position(const void *a, const void *b)
+/* Sort key of a position: fixed-width, so that strings sort as positions do. */
+static void position_key(long long ms, long long seq, size_t market, char key[PAGE_KEY_LEN])
 {
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    for (size_t i = 0; i < 3; i++) {
-        json_int_t u = json_integer_value(json_array_get(x, i));
-        json_int_t v = json_integer_value(json_array_get(y, i));
-        if (u != v)
-            return u < v ? -1 : 1;
-    }
-    return 0;
+    snprintf(key, PAGE_KEY_LEN, "%015lld-%012lld-%05zu", ms, seq, market);
 }
 
 static void events_fetch(struct req *r, struct events_job *j);
 
-static void events_finish(struct req *r, struct events_job *j)
+static const struct resource *event_resource(const char *type)
 {
-    size_t n = json_array_size(j->items);
-    json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
-    if (!sorted) {
-        http_reply_problem(r, 500, NULL, "out of memory");
+    return !strncmp(type, "offer.", 6) ? &RESOURCE_OFFER
+           : !strncmp(type, "need.", 5) ? &RESOURCE_NEED
+           : !strncmp(type, "allocation.", 11) ? &RESOURCE_ALLOCATION : NULL;
+}
+
+static void on_stream_part(struct req *r, size_t market, redisReply *reply)
+{
+    struct events_job *j = r->state;
+    const struct catalog *cat = &r->srv->catalog;
+    const struct market *m = &cat->markets[market];
+    if (reply->type != REDIS_REPLY_ARRAY)
+        return;
+    int64_t settled = time_now_ms() - SETTLE_MS;
+    size_t examined = 0;
+    long long last_ms = 0, last_seq = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        long long ms, seq;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            sscanf(e->element[0]->str, "%lld-%lld", &ms, &seq) != 2 || ms > settled)
+            break;          /* the rest of this stream is not settled yet */
+        examined++;
+        last_ms = ms;
+        last_seq = seq;
+        const redisReply *fields = e->element[1];
+        const char *type = store_entry_field(fields, "t", NULL);
+        size_t dlen = 0;
+        const char *d = store_entry_field(fields, "d", &dlen);
+        const struct resource *res = type ? event_resource(type) : NULL;
+        struct record rec;
+        if (!res || !d || record_decode(&rec, d, dlen) != 0) {
+            if (res && d)
+                record_release(&rec);
+            continue;
+        }
+        if (engine_visible(&r->who, res, &rec)) {
+            char oid[ID_MAX_LEN], cursor[PAGE_KEY_LEN], key[PAGE_KEY_LEN];
+            const char *given = store_entry_field(fields, "i", NULL);
+            if (given)
+                snprintf(oid, sizeof oid, "%s", given);
+            else
+                id_of_event(res->prefix, ms, seq, m->code, oid);
+            snprintf(cursor, sizeof cursor, "%lld-%lld-%s", ms, seq, m->code);
+            position_key(ms, seq, market, key);
+            json_t *item = json_pack("{s:s, s:s, s:s}", "id", cursor, "type", type, "kind",
+                                     res->name);
+            json_set_time(item, "timestamp", ms);
+            json_object_set_new(item, "data", record_to_api(res, oid, &rec, cat));
+            if (page_add(&j->page, key, cursor, item) != 0)
+                j->fan.failed = true;
+        }
+        record_release(&rec);
+    }
+    /* a full answer: this market has more after its last entry */
+    if (examined == (size_t)j->limit + 1) {
+        bool smaller = !j->bounded || last_ms < j->bms ||
+                       (last_ms == j->bms && (last_seq < j->bseq ||
+                                              (last_seq == j->bseq && market < j->bmarket)));
+        if (smaller) {
+            j->bounded = true;
+            j->bms = last_ms;
+            j->bseq = last_seq;
+            j->bmarket = market;
+        }
+    }
+}
+
+static void on_events_done(struct req *r)
+{
+    struct events_job *j = r->state;
+    const struct catalog *cat = &r->srv->catalog;
+    if (j->gone) {
+        reply_problem(r, 410, NULL, "events after this cursor are no longer retained "
+                      "(events_retention); start again without a cursor");
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = json_array_get(j->items, i);
-    qsort(sorted, n, sizeof *sorted, by_position);
-    size_t eligible = n;
     if (j->bounded) {
-        json_t *bound = json_pack("[I, I, I]", (json_int_t)j->bms, (json_int_t)j->bseq,
-                                  (json_int_t)j->bmarket);
-        eligible = 0;
-        while (eligible < n && by_position(&sorted[eligible], &bound) <= 0)
-            eligible++;
-        json_decref(bound);
+        char key[PAGE_KEY_LEN], cursor[PAGE_KEY_LEN];
+        position_key(j->bms, j->bseq, j->bmarket, key);
+        snprintf(cursor, sizeof cursor, "%lld-%lld-%s", j->bms, j->bseq,
+                 cat->markets[j->bmarket].code);
+        page_bound(&j->page, key, cursor);
     }
+    size_t eligible = page_settle(&j->page);
     if (j->bounded && eligible < (size_t)j->limit && j->rounds < 16) {
         /* too little this token may see up to the bound: keep it, read on from there */
-        json_t *kept = json_array();
-        for (size_t i = 0; i < eligible; i++)
-            json_array_append(kept, sorted[i]);
-        free(sorted);
-        json_decref(j->items);
-        j->items = kept;
+        j->page.bounded = false;
         j->has_cursor = true;
         j->cms = j->bms;
         j->cseq = j->bseq;
@@ -354,173 +515,79 @@ static void events_finish(struct req *r, struct events_job *j)
         events_fetch(r, j);
         return;
     }
-    json_t *items = json_array();
-    size_t take = eligible < (size_t)j->limit ? eligible : (size_t)j->limit;
-    for (size_t i = 0; i < take; i++)
-        json_array_append(items, json_array_get(sorted[i], 3));
-    json_t *body = json_pack("{s:o}", "items", items);
-    char bound_id[64];
-    const char *next = NULL;
-    if (eligible > take) {
-        next = json_string_value(json_object_get(json_array_get(sorted[take - 1], 3), "id"));
-    } else if (j->bounded) {    /* nothing visible up to the bound: resume from it */
-        snprintf(bound_id, sizeof bound_id, "%lld-%lld-%s", j->bms, j->bseq,
-                 r->srv->catalog.markets[j->bmarket].code);
-        next = bound_id;
-    }
-    json_object_set_new(body, "next_cursor", next ? json_string(next) : json_null());
-    free(sorted);
-    http_reply_json(r, 200, body);
-}
-
-static void on_events(struct req *r, enum store_status st, redisReply *reply)
-{
-    struct events_job *j = r->ctx;
-    const struct catalog *cat = &r->srv->catalog;
-    j->waiting--;
-    if (!reply && st == STORE_OK) {
-        /* a stream-info answer, already read */
-    } else if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
-        j->failed = true;
-        j->status = st;
-    } else {
-        int64_t settled = time_now_ms() - SETTLE_MS;
-        size_t examined = 0;
-        long long last_ms = 0, last_seq = 0;
-        size_t last_market = cat->nmarkets;     /* none yet */
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *e = reply->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
-                continue;
-            long long ms, seq;
-            if (sscanf(e->element[0]->str, "%lld-%lld", &ms, &seq) != 2 || ms > settled)
-                break;          /* the rest of this stream is not settled yet */
-            examined++;
-            last_ms = ms;
-            last_seq = seq;
-            const char *type = reply_entry_field(e->element[1], "type");
-            const char *kind = reply_entry_field(e->element[1], "kind");
-            const char *data = reply_entry_field(e->element[1], "data");
-            json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
-            const char *mid = json_string_value(json_object_get(rec, "market"));
-            size_t market = 0;
-            while (mid && market < cat->nmarkets && strcmp(cat->markets[market].id, mid))
-                market++;
-            if (!rec || !type || !kind || !mid || market == cat->nmarkets) {
-                json_decref(rec);
-                continue;
-            }
-            last_market = market;
-            enum record_kind rk = !strcmp(kind, "offer") ? RECORD_OFFER
-                                  : !strcmp(kind, "need") ? RECORD_NEED : RECORD_ALLOC;
-            if (record_visible(&r->who, rk, rec)) {
-                char id[64];
-                snprintf(id, sizeof id, "%lld-%lld-%s", ms, seq, cat->markets[market].code);
-                json_t *item = json_pack("{s:s, s:s, s:s}", "id", id, "type", type, "kind", kind);
-                json_set_time(item, "timestamp", ms);
-                json_object_set_new(item, "data", record_to_api(rk, rec));
-                json_array_append_new(j->items, json_pack("[I, I, I, o]", (json_int_t)ms,
-                                                          (json_int_t)seq, (json_int_t)market, item));
-            }
-            json_decref(rec);
-        }
-        /* a full answer: this market has more after its last entry */
-        if (examined == (size_t)j->limit + 1 && last_market < cat->nmarkets) {
-            size_t mi = last_market;
-            bool smaller = !j->bounded || last_ms < j->bms ||
-                           (last_ms == j->bms && (last_seq < j->bseq ||
-                                                  (last_seq == j->bseq && mi < j->bmarket)));
-            if (mi < cat->nmarkets && smaller) {
-                j->bounded = true;
-                j->bms = last_ms;
-                j->bseq = last_seq;
-                j->bmarket = mi;
-            }
-        }
-    }
-    if (j->waiting)
-        return;
-    if (j->failed) {
-        http_reply_store_failure(r, j->status == STORE_OK ? STORE_DOWN : j->status, NULL);
-        return;
-    }
-    if (j->gone) {
-        http_reply_problem(r, 410, NULL, "events after this cursor are no longer retained "
-                           "(events_retention); start again without a cursor");
-        return;
-    }
-    events_finish(r, j);
+    char next[PAGE_KEY_LEN];
+    json_t *items = page_take(&j->page, (size_t)j->limit, next);
+    reply_page(r, items, next[0] ? next : NULL);
 }
 
 /* XINFO STREAM: gone when the stream was trimmed (entries-added > length) and its oldest
  * entry kept comes after the cursor — entries between the two may have been lost. (Redis
  * moves max-deleted-entry-id on XDEL only, not on trimming, so it cannot tell.) */
-static void on_stream_info(struct req *r, enum store_status st, redisReply *reply)
+static void on_stream_info(struct req *r, size_t market, redisReply *reply)
 {
-    struct events_job *j = r->ctx;
-    if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
-        long long length = -1, added = -1, fms = -1, fseq = -1;
-        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-            const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING)
-                continue;
-            if (!strcmp(k->str, "length") && v->type == REDIS_REPLY_INTEGER)
-                length = v->integer;
-            else if (!strcmp(k->str, "entries-added") && v->type == REDIS_REPLY_INTEGER)
-                added = v->integer;
-            else if (!strcmp(k->str, "first-entry") && v->type == REDIS_REPLY_ARRAY &&
-                     v->elements >= 1 && v->element[0]->type == REDIS_REPLY_STRING &&
-                     sscanf(v->element[0]->str, "%lld-%lld", &fms, &fseq) != 2)
-                fms = -1;
-        }
-        if (added > length && length >= 0 && fms >= 0 &&
-            (fms > j->cms || (fms == j->cms && fseq > j->cseq + 1)))
-            j->gone = true;
+    (void)market;
+    struct events_job *j = r->state;
+    if (reply->type != REDIS_REPLY_ARRAY)
+        return;     /* no such stream yet: nothing was trimmed */
+    long long length = -1, added = -1, fms = -1, fseq = -1;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING)
+            continue;
+        if (!strcmp(k->str, "length") && v->type == REDIS_REPLY_INTEGER)
+            length = v->integer;
+        else if (!strcmp(k->str, "entries-added") && v->type == REDIS_REPLY_INTEGER)
+            added = v->integer;
+        else if (!strcmp(k->str, "first-entry") && v->type == REDIS_REPLY_ARRAY &&
+                 v->elements >= 1 && v->element[0]->type == REDIS_REPLY_STRING &&
+                 sscanf(v->element[0]->str, "%lld-%lld", &fms, &fseq) != 2)
+            fms = -1;
     }
-    /* no such stream yet, or an old Redis: nothing was trimmed that we can tell */
-    on_events(r, STORE_OK, NULL);
+    if (added > length && length >= 0 && fms >= 0 &&
+        (fms > j->cms || (fms == j->cms && fseq > j->cseq + 1)))
+        j->gone = true;
+}
+
+static void on_infos_done(struct req *r)
+{
+    events_fetch(r, r->state);
 }
 
 void feeds_events(struct req *r)
 {
     const struct catalog *cat = &r->srv->catalog;
-    const char *after = http_query(r, "after");
+    const char *after = req_query(r, "after");
     long long ms = 0, seq = 0;
     size_t cmarket = 0;
     int64_t limit;
     json_t *errors = problem_errors_new();
     if (after && cursor_parse(cat, after, &ms, &seq, &cmarket) != 0)
         problem_errors_add(errors, "after", "is not a cursor this server issued");
-    if (validate_query_int(http_query(r, "limit"), 1, 500, 100, &limit) != 0)
+    if (validate_query_int(req_query(r, "limit"), 1, 500, 100, &limit) != 0)
         problem_errors_add(errors, "limit", "must be an integer between 1 and 500");
-    if (json_array_size(errors)) {
-        http_reply_invalid(r, errors);
+    if (reply_if_invalid(r, errors))
         return;
-    }
-    json_decref(errors);
-    struct events_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->items = json_array())) {
-        free(j);
-        http_reply_problem(r, 500, NULL, "out of memory");
+    struct events_job *j = req_state(r, &EVENTS);
+    if (!j)
         return;
-    }
+    page_init(&j->page);
     j->limit = limit;
     j->cms = ms;
     j->cseq = seq;
     j->cmarket = cmarket;
     j->has_cursor = after != NULL;
-    r->ctx = j;
-    r->ctx_free = events_job_free;
-    for (size_t i = 0; after && i < cat->nmarkets; i++) {
+    if (!after) {
+        events_fetch(r, j);
+        return;
+    }
+    fanout_begin(&j->fan, on_stream_info, on_infos_done);
+    for (size_t i = 0; i < cat->nmarkets; i++) {
         struct cmd c;
         cmd_init(&c);
-        cmd_add(&c, "XINFO");
-        cmd_add(&c, "STREAM");
         store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_EVENTS);
-        j->waiting++;
-        http_store_send(r, &c, on_stream_info);
+        fanout_fcall(r, &j->fan, i, FN_STREAM_INFO, 1, &c);
     }
-    events_fetch(r, j);
+    fanout_end(r, &j->fan);
 }
 
 /* One XRANGE per market from the job's cursor. */
@@ -528,6 +595,7 @@ static void events_fetch(struct req *r, struct events_job *j)
 {
     const struct catalog *cat = &r->srv->catalog;
     j->rounds++;
+    fanout_begin(&j->fan, on_stream_part, on_events_done);
     for (size_t i = 0; i < cat->nmarkets; i++) {
         struct cmd c;
         cmd_init(&c);
@@ -542,7 +610,7 @@ static void events_fetch(struct req *r, struct events_job *j)
         cmd_add(&c, "+");
         cmd_add(&c, "COUNT");
         cmd_addll(&c, j->limit + 1);
-        j->waiting++;
-        http_store_send(r, &c, on_events);
+        fanout_send(r, &j->fan, i, &c);
     }
+    fanout_end(r, &j->fan);
 }

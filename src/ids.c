@@ -7,9 +7,10 @@
 #include "impactd/ids.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
-static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+const char ID_B32[33] = "0123456789abcdefghjkmnpqrstvwxyz";
 
 /* prefix + 26 base32 digits of 48 bits of ms then the 80 bits of rnd. */
 static void id_encode(const char *prefix, int64_t now_ms, const unsigned char rnd[10],
@@ -33,7 +34,7 @@ static void id_encode(const char *prefix, int64_t now_ms, const unsigned char rn
         acc = (acc << 8) | raw[i];
         bits += 8;
         while (bits >= 5) {
-            p[k++] = B32[(acc >> (bits - 5)) & 31];
+            p[k++] = ID_B32[(acc >> (bits - 5)) & 31];
             bits -= 5;
         }
     }
@@ -64,7 +65,7 @@ bool id_valid(const char *s, const char *prefix)
         return false;
     size_t n = 0;
     for (const char *p = s + plen; *p; p++, n++)
-        if (!strchr(B32, *p) && !(*p >= 'a' && *p <= 'z'))
+        if (!strchr(ID_B32, *p) && !(*p >= 'a' && *p <= 'z'))
             return false;
     return n >= 1 && n <= 32;
 }
@@ -77,4 +78,35 @@ void id_base(int64_t now_ms, char *out, size_t n)
     id_encode("", now_ms, rnd, full);       /* the monotonic state is not involved */
     memcpy(out, full, n);
     out[n] = '\0';
+}
+
+void id_digest(const char *prefix, int64_t ms, const unsigned char *digest, size_t n,
+               char out[ID_MAX_LEN])
+{
+    size_t plen = strlen(prefix);
+    memcpy(out, prefix, plen);
+    char *p = out + plen;
+    uint64_t t = (uint64_t)ms;
+    for (int i = 9; i >= 0; i--) {
+        p[i] = ID_B32[t & 31];
+        t >>= 5;
+    }
+    uint64_t acc = 0;
+    int bits = 0;
+    size_t k = 10;
+    for (size_t i = 0; i < n && k < 26; i++) {
+        acc = (acc << 8) | digest[i];
+        bits += 8;
+        while (bits >= 5 && k < 26) {
+            p[k++] = ID_B32[(acc >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    p[k] = '\0';
+}
+
+void id_of_event(const char *prefix, long long ms, long long seq, const char *code,
+                 char out[ID_MAX_LEN])
+{
+    snprintf(out, ID_MAX_LEN, "%s%011llx%04llx%s", prefix, ms, seq, code);
 }

@@ -2,6 +2,7 @@
  *
  *   impactd [--config FILE] [--check-config]
  *   impactd [--config FILE] rotate-key
+ *   impactd openapi
  *   impactd --help | --version
  * Exit status: 0 after a clean shutdown or a good --check-config, 2 for a usage or
  * configuration error, 1 when the server cannot start or its loop fails. */
@@ -15,6 +16,7 @@
 #include "impactd/catalog.h"
 #include "impactd/config.h"
 #include "impactd/log.h"
+#include "impactd/schema.h"
 #include "impactd/server.h"
 #include "impactd/signing.h"
 
@@ -26,6 +28,7 @@ static void usage(FILE *out)
             "impactd %s — emergency supply-coordination marketplace daemon\n\n"
             "Usage: impactd [--config FILE] [--check-config]\n"
             "       impactd [--config FILE] rotate-key\n"
+            "       impactd openapi\n"
             "       impactd --help | --version\n\n"
             "Options:\n"
             "  -c, --config FILE   configuration file (default: %s, relative to the\n"
@@ -33,6 +36,7 @@ static void usage(FILE *out)
             "  --check-config      load the configuration and the catalogue, report, exit\n"
             "  rotate-key          add a new current signing key (the previous ones stay\n"
             "                      listed in /v1/keys); send SIGHUP to running daemons\n"
+            "  openapi             print the OpenAPI document /openapi.json serves\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n\n"
             "Settings (config-file key, environment variable, default). The environment\n"
@@ -51,7 +55,7 @@ static const char *env_lookup(const char *name) { return getenv(name); }
 int main(int argc, char **argv)
 {
     const char *config_path = DEFAULT_CONFIG;
-    bool check_only = false, rotate = false;
+    bool check_only = false, rotate = false, openapi = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -64,6 +68,8 @@ int main(int argc, char **argv)
             check_only = true;
         } else if (!strcmp(a, "rotate-key")) {
             rotate = true;
+        } else if (!strcmp(a, "openapi")) {
+            openapi = true;
         } else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
             config_path = argv[++i];
         } else if (!strncmp(a, "--config=", 9)) {
@@ -76,6 +82,16 @@ int main(int argc, char **argv)
 
     static struct server srv;   /* the one server struct; static only for its size */
     char err[CONFIG_ERR_LEN];
+    if (openapi) {
+        json_t *doc = schema_document(err, sizeof err);
+        if (!doc) {
+            fprintf(stderr, "impactd: %s\n", err);
+            return 1;
+        }
+        int rc = json_dumpf(doc, stdout, JSON_INDENT(1)) == 0 && putchar('\n') != EOF ? 0 : 1;
+        json_decref(doc);
+        return rc;
+    }
     config_defaults(&srv.cfg);
     if (config_load_file(&srv.cfg, config_path, err, sizeof err) != 0 ||
         config_load_env(&srv.cfg, env_lookup, err, sizeof err) != 0 ||

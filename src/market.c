@@ -1,155 +1,162 @@
-/* market.c — the key plan of a market call, its common arguments and its answers.
+/* market.c — the keys and arguments of a market function call, and reading its answer.
  *
- * Every market script gets the same layout (market_lib.lua documents it): 9 fixed keys,
- * then the index keys the call may touch, chosen here from the catalogue's region graph so
- * that a need-post passes only the offer indexes of its tiers. */
+ * Every market function gets the same layout (src/scripts/market.lua documents it): the
+ * fixed keys, the function's own, then index keys in the layout match.lua reads — built here
+ * from the catalogue in the same order the function library's prelude lists regions and
+ * neighbours (library.c), so that a need-post passes only the offer indexes of its tiers. */
 #include "impactd/market.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "impactd/ids.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
-#include "impactd/notify.h"
+#include "impactd/resource.h"
 #include "impactd/server.h"
-#include "impactd/timeutil.h"
 
-static const char *const FIXED[] = { MKEY_OFFERS, MKEY_NEEDS, MKEY_ALLOCS, MKEY_OWN, MKEY_ALL,
-                                     MKEY_EXCL, MKEY_AGG, MKEY_EVENTS, MKEY_DUE };
-static const char *const SCOPES[] = { "region", "neighbours", "national" };
+static const char *const FIXED[MARKET_FIXED_KEYS] = {
+    MKEY_RECORDS, MKEY_LOG_OFFERS, MKEY_LOG_NEEDS, MKEY_LOG_ALLOCS, MKEY_ALLOC_OWNERS,
+    MKEY_EXCL, MKEY_AGG, MKEY_EVENTS, MKEY_DUE, MKEY_WALK,
+};
 
-static int scope_rank(const char *scope)
+static void index_key(const struct server *srv, struct market_call *mc, const char *mid,
+                      const char *suffix)
 {
-    for (int i = 0; i < 3; i++)
-        if (scope && strcmp(scope, SCOPES[i]) == 0)
-            return i;
-    return 0;
+    store_key(&srv->store, &mc->cmd, KEY_MARKET, mid, suffix);
+    mc->nkeys++;
 }
 
-static void add_offer_index(const struct server *srv, struct cmd *c, const char *mid,
-                            const char *region, const char *scope, int *n)
+static void offer_index(const struct server *srv, struct market_call *mc, const char *mid,
+                        const char *region, int scope)
 {
-    char suffix[32];
-    snprintf(suffix, sizeof suffix, MKEY_OFFER_INDEX, region, scope);
-    store_key(&srv->store, c, KEY_MARKET, mid, suffix);
-    (*n)++;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, MKEY_OFFER_INDEX, region, ENUM_DELIVERY_SCOPE.values[scope]);
+    index_key(srv, mc, mid, suffix);
 }
 
-static void add_need_index(const struct server *srv, struct cmd *c, const char *mid,
-                           const char *region, int *n)
+static void need_index(const struct server *srv, struct market_call *mc, const char *mid,
+                       const char *region)
 {
-    char suffix[32];
+    char suffix[64];
     snprintf(suffix, sizeof suffix, MKEY_NEED_INDEX, region);
-    store_key(&srv->store, c, KEY_MARKET, mid, suffix);
-    (*n)++;
+    index_key(srv, mc, mid, suffix);
 }
 
-/* The index keys: see enum market_reach. */
-static int market_index_keys(const struct server *srv, const char *mid, enum market_reach reach,
-                             const char *region, const char *scope, struct cmd *c)
+/* 0: the region itself, 1: a neighbour, 2: any other region. */
+static int distance(const struct region *home, const struct region *r)
+{
+    return r == home ? 0 : catalog_neighbours(home, r->code) ? 1 : 2;
+}
+
+static void index_keys(const struct server *srv, struct market_call *mc, const char *mid,
+                       enum market_reach reach, const struct region *home, int scope)
 {
     const struct catalog *cat = &srv->catalog;
-    const struct region *home = region ? catalog_region(cat, region) : NULL;
-    int n = 0;
     if (reach == REACH_ALL || !home) {
         for (size_t i = 0; i < cat->nregions; i++) {
             for (int s = 0; s < 3; s++)
-                add_offer_index(srv, c, mid, cat->regions[i].code, SCOPES[s], &n);
-            add_need_index(srv, c, mid, cat->regions[i].code, &n);
+                offer_index(srv, mc, mid, cat->regions[i].code, s);
+            need_index(srv, mc, mid, cat->regions[i].code);
         }
-        return n;
+        return;
     }
-    if (reach == REACH_FOR_NEED) {
-        add_need_index(srv, c, mid, home->code, &n);
-        for (size_t i = 0; i < cat->nregions; i++) {
-            const struct region *r = &cat->regions[i];
-            int from = r == home ? 0 : catalog_neighbours(home, r->code) ? 1 : 2;
-            for (int s = from; s < 3; s++)
-                add_offer_index(srv, c, mid, r->code, SCOPES[s], &n);
-        }
-        return n;
+    if (reach == REACH_NEED) {
+        need_index(srv, mc, mid, home->code);
+        for (int d = 0; d < 3; d++)     /* tiers in order: the region, neighbours, others */
+            for (size_t i = 0; i < cat->nregions; i++) {
+                const struct region *r = &cat->regions[i];
+                if (distance(home, r) != d)
+                    continue;
+                for (int s = d; s < 3; s++)
+                    offer_index(srv, mc, mid, r->code, s);
+            }
+        return;
     }
-    int reach_rank = scope_rank(scope);
-    add_offer_index(srv, c, mid, home->code, SCOPES[reach_rank], &n);
-    for (size_t i = 0; i < cat->nregions; i++) {
-        const struct region *r = &cat->regions[i];
-        int needed = r == home ? 0 : catalog_neighbours(home, r->code) ? 1 : 2;
-        if (needed <= reach_rank)
-            add_need_index(srv, c, mid, r->code, &n);
-    }
-    return n;
+    offer_index(srv, mc, mid, home->code, scope);
+    for (int d = 0; d <= scope; d++)
+        for (size_t i = 0; i < cat->nregions; i++)
+            if (distance(home, &cat->regions[i]) == d)
+                need_index(srv, mc, mid, cat->regions[i].code);
 }
 
-int market_command(const struct server *srv, const struct market *m, enum market_reach reach,
-                   const char *region, const char *scope, const json_t *op, struct cmd *c)
+void market_call_begin(const struct server *srv, struct market_call *mc, enum store_fn fn,
+                       size_t market, const char *own, enum market_reach reach,
+                       const char *region, int scope)
 {
-    int nkeys = 0;
-    for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++, nkeys++)
-        store_key(&srv->store, c, KEY_MARKET, m->id, FIXED[i]);
-    nkeys += market_index_keys(srv, m->id, reach, region, scope, c);
-    int64_t now = time_now_ms();
-    cmd_addll(c, now);
-    cmd_add(c, srv->catalog.region_graph);
+    const struct market *m = &srv->catalog.markets[market];
+    cmd_init(&mc->cmd);
+    mc->nkeys = 0;
+    mc->fn = fn;
+    mc->market = market;
+    for (size_t i = 0; i < MARKET_FIXED_KEYS; i++, mc->nkeys++)
+        store_key(&srv->store, &mc->cmd, KEY_MARKET, m->id, FIXED[i]);
+    if (own) {
+        char suffix[64];
+        snprintf(suffix, sizeof suffix, MKEY_OWN, own);
+        store_key(&srv->store, &mc->cmd, KEY_MARKET, m->id, suffix);
+        mc->nkeys++;
+    }
+    if (scope < 0 || scope > 2)
+        scope = 0;
+    index_keys(srv, mc, m->id, reach, region ? catalog_region(&srv->catalog, region) : NULL,
+               scope);
     const int64_t *lapse = srv->cfg.lapse_after_ms;
-    cmd_addf(c, "%lld.%lld.%lld.%lld", (long long)lapse[0], (long long)lapse[1],
-             (long long)lapse[2], (long long)lapse[3]);
-    char base[ID_MAX_LEN];
-    id_base(now, base, 22);     /* market_lib.lua appends a 4-character counter */
-    cmd_add(c, base);
-    cmd_add(c, m->code);
-    char *text = json_dumps(op, JSON_COMPACT);
-    if (!text) {
-        c->failed = true;
-        return nkeys;
-    }
-    cmd_add(c, text);
-    free(text);
-    cmd_addll(c, srv->cfg.events_retention);
-    return nkeys;
+    for (int u = 0; u < URGENCY_COUNT; u++)
+        cmd_addll(&mc->cmd, lapse[u]);
+    cmd_addll(&mc->cmd, srv->cfg.match_max_candidates);
+    cmd_addll(&mc->cmd, srv->cfg.match_max_allocations);
+    cmd_addll(&mc->cmd, srv->cfg.events_retention);
+    cmd_add(&mc->cmd, m->code);
 }
 
-void market_eval(struct req *r, enum script_id script, const struct market *m,
-                 enum market_reach reach, const char *region, const char *scope,
-                 const json_t *op, req_store_cb cb)
+static void on_version_bumped(void *arg, enum store_status st, redisReply *reply)
 {
+    (void)arg;
+    if (st != STORE_OK || store_reply_error(reply, NULL))
+        log_debug("msg=\"feed version not bumped\"");   /* cached feeds expire anyway */
+}
+
+static void bump_version(struct server *srv, enum store_fn fn)
+{
+    if (fn == FN_LIST)
+        return;
     struct cmd c;
     cmd_init(&c);
-    int nkeys = market_command(r->srv, m, reach, region, scope, op, &c);
-    http_store_eval(r, script, nkeys, &c, cb);
+    cmd_add(&c, "INCR");
+    store_key(&srv->store, &c, KEY_FEED_VERSION);
+    store_send(&srv->store, &c, on_version_bumped, NULL);
 }
 
-json_t *market_answer(struct req *r, enum store_status st, const redisReply *reply)
+void market_req(struct req *r, struct market_call *mc, req_store_cb cb)
 {
-    if (st != STORE_OK || reply_is_error(reply, NULL) || reply->type != REDIS_REPLY_STRING) {
-        http_reply_store_failure(r, st, reply);
-        return NULL;
-    }
-    json_error_t je;
-    json_t *a = json_loadb(reply->str, reply->len, 0, &je);
-    if (!json_is_object(a)) {
-        log_error("msg=\"unreadable script answer\" req=%s error=\"%s\"", r->id, je.text);
-        json_decref(a);
-        http_reply_problem(r, 500, NULL, "the store answered unexpectedly; the error is logged");
-        return NULL;
-    }
-    const char *err = json_string_value(json_object_get(a, "error"));
-    if (err) {
-        const char *detail = json_string_value(json_object_get(a, "detail"));
-        int status = !strcmp(err, "not_found") ? 404 : !strcmp(err, "forbidden") ? 403 : 409;
-        http_reply_problem(r, status, status == 409 ? "conflict" : NULL, detail);
-        json_decref(a);
-        return NULL;
-    }
-    notify_kick(r->srv);        /* a change was made: its events are waiting */
-    /* cjson encodes an empty Lua table as {}: make the allocations list an array */
-    if (!json_is_array(json_object_get(a, "allocations")))
-        json_object_set_new(a, "allocations", json_array());
-    return a;
+    req_fcall(r, mc->fn, mc->nkeys, &mc->cmd, cb);
+    bump_version(r->srv, mc->fn);
 }
 
-const struct market *market_of_product(const struct server *srv, const char *product)
+void market_send(struct server *srv, struct market_call *mc, store_cb cb, void *arg)
 {
-    const struct product *p = catalog_product(&srv->catalog, product);
-    return p ? &srv->catalog.markets[p->market] : NULL;
+    store_fcall(&srv->store, mc->fn, mc->nkeys, &mc->cmd, cb, arg);
+    bump_version(srv, mc->fn);
+}
+
+int market_answer_read(const redisReply *reply, struct market_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+        return -1;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type != REDIS_REPLY_STRING)
+            return -1;
+    const char *code = reply->element[0]->str;
+    if (strcmp(code, "ok") != 0) {
+        a->error = code;
+        a->detail = reply->element[1]->str;
+        return 0;
+    }
+    if ((reply->elements - 2) % 2)
+        return -1;
+    a->more = strcmp(reply->element[1]->str, "more") == 0;
+    a->nobjects = (reply->elements - 2) / 2;
+    a->objects = reply->element + 2;
+    return 0;
 }

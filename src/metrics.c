@@ -148,6 +148,9 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
     rc |= sample(out, "impactd_matches_total", "counter",
                  "Allocations made by matching (from posts, changes, declines and lapses).",
                  (double)m->allocations_made);
+    rc |= sample(out, "impactd_notifications_created_total", "counter",
+                 "Notification messages stored in participants' inboxes by this process.",
+                 (double)m->messages_created);
     rc |= sample(out, "impactd_webhooks_delivered_total", "counter",
                  "Webhook messages delivered (answered 2xx).", (double)m->webhooks_delivered);
     rc |= sample(out, "impactd_webhooks_retried_total", "counter",
@@ -162,7 +165,7 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
                  "Time from sending a Redis command to its reply.");
     rc |= render_histogram(out, "impactd_store_roundtrip_seconds", "", &m->store_latency);
     rc |= sample(out, "impactd_store_connected", "gauge",
-                 "1 when the Redis connection is up and scripts are loaded, else 0.",
+                 "1 when the Redis connection is up and the function library is loaded, else 0.",
                  m->store_connected);
     rc |= sample(out, "impactd_store_connects_total", "counter",
                  "Connection attempts to Redis (the first one included).",

@@ -1,11 +1,15 @@
-/* notify.c — the transactional outbox: market events → one signed message per party.
+/* notify.c — the transactional outbox: market events → one message per party.
  *
- * Every process is a consumer of the group "notify" on each market's event stream. An event
- * is acknowledged only after each of its messages is stored (msg_create.lua, idempotent by
- * message id) and its webhook delivery scheduled (schedule.lua "add"); until then it stays
- * pending, and XAUTOCLAIM hands pending entries idle for 15 s to whoever asks, so a process
- * that dies mid-way loses nothing. Message ids, bodies and timestamps derive from the event
- * alone, so handling an event twice stores nothing twice. */
+ * Every process is a consumer of the group "notify" on each market's event stream. A read
+ * (up to READ_COUNT events) becomes one batch: its messages are grouped by participant and
+ * stored with one msg_create call per participant (idempotent by message id), the webhook
+ * deliveries still owed are scheduled with one schedule call, and only then are the batch's
+ * events acknowledged, with one XACK. Until then they stay pending, and XAUTOCLAIM hands
+ * entries idle for CLAIM_IDLE_MS to whoever asks, so a process that dies mid-way loses
+ * nothing. Message ids, bodies and timestamps derive from the event alone, so handling an
+ * event twice stores nothing twice. Messages are stored unsigned: a signature depends only
+ * on the message and the platform key, so it is made where a message is served (the inbox,
+ * the stream, each webhook attempt), once per reader rather than once per message stored. */
 #include "impactd/notify.h"
 
 #include <event2/event.h>
@@ -15,126 +19,101 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "impactd/json_util.h"
+#include "impactd/ids.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
-#include "impactd/records.h"
+#include "impactd/record.h"
+#include "impactd/resource.h"
 #include "impactd/server.h"
-#include "impactd/signing.h"
 #include "impactd/timeutil.h"
 
 #define POLL_MS 100
 #define CLAIM_EVERY_S 5
 #define CLAIM_IDLE_MS 15000
-#define READ_COUNT 64
+#define READ_COUNT 256
 #define INBOX_KEEP 10000
 
-/* One event being turned into messages. */
-struct event_job {
+/* The messages of one batch for one participant. */
+struct party {
+    char id[ID_MAX_LEN];
+    struct cmd cmd;                 /* msg_create, being built */
+    size_t messages;
+};
+
+/* One read of one market's stream, turned into messages. */
+struct batch {
     struct server *srv;
     size_t market;
-    char entry_id[48];
-    unsigned pending;           /* store calls not yet back */
+    struct cmd ack;                 /* XACK stream group <entries...> */
+    size_t entries;
+    struct party *parties;          /* owned */
+    size_t nparties, capparties;
+    struct cmd schedule;            /* schedule add <members...> */
+    size_t owed;
+    unsigned pending;               /* store calls not back yet, plus the builder's hold */
     bool failed;
 };
-
-/* One message of an event. */
-struct msg_job {
-    struct event_job *ev;
-    char participant[ID_MAX_LEN];
-    char msg_id[ID_MAX_LEN];
-};
-
-static void event_job_release(struct event_job *j);
 
 static void stream_key(const struct server *srv, struct cmd *c, size_t market)
 {
     store_key(&srv->store, c, KEY_MARKET, srv->catalog.markets[market].id, MKEY_EVENTS);
 }
 
-/* ---- acknowledging ---- */
+/* ---- finishing a batch ---- */
 
 static void on_ack(void *arg, enum store_status st, redisReply *reply)
 {
     (void)arg;
-    if (st != STORE_OK || reply_is_error(reply, NULL))
-        log_warn("msg=\"event ack failed; it will be claimed again\"");
+    if (st != STORE_OK || store_reply_error(reply, NULL))
+        log_warn("msg=\"event ack failed; they will be claimed again\"");
 }
 
-static void event_ack(struct server *srv, size_t market, const char *entry_id)
+static void batch_free(struct batch *b)
 {
-    struct cmd c;
-    cmd_init(&c);
-    cmd_add(&c, "XACK");
-    stream_key(srv, &c, market);
-    cmd_add(&c, NOTIFY_GROUP);
-    cmd_add(&c, entry_id);
-    store_send(&srv->store, &c, on_ack, NULL);
+    for (size_t i = 0; i < b->nparties; i++)
+        cmd_free(&b->parties[i].cmd);
+    free(b->parties);
+    cmd_free(&b->ack);
+    cmd_free(&b->schedule);
+    free(b);
 }
 
-static void event_job_release(struct event_job *j)
+static void on_scheduled(void *arg, enum store_status st, redisReply *reply);
+
+/* Called as each store call of the batch comes back: when the messages are all stored,
+ * schedules what is owed; when that is stored too, acknowledges the events. */
+static void batch_release(struct batch *b)
 {
-    if (--j->pending)
+    if (--b->pending)
         return;
-    if (!j->failed)
-        event_ack(j->srv, j->market, j->entry_id);
-    free(j);
+    struct server *srv = b->srv;
+    if (!b->failed && b->owed) {
+        b->owed = 0;
+        b->pending = 1;
+        store_fcall(&srv->store, FN_SCHEDULE, 3, &b->schedule, on_scheduled, b);
+        return;
+    }
+    if (!b->failed && b->entries)
+        store_send(&srv->store, &b->ack, on_ack, NULL);
+    batch_free(b);
 }
-
-/* ---- messages ---- */
 
 static void on_scheduled(void *arg, enum store_status st, redisReply *reply)
 {
-    struct msg_job *m = arg;
-    if (st != STORE_OK || reply_is_error(reply, NULL))
-        m->ev->failed = true;
+    struct batch *b = arg;
+    if (st != STORE_OK || store_reply_error(reply, NULL))
+        b->failed = true;
     else
-        webhook_kick(m->ev->srv);
-    event_job_release(m->ev);
-    free(m);
+        webhook_kick(b->srv);
+    batch_release(b);
 }
 
-static void on_msg_created(void *arg, enum store_status st, redisReply *reply)
-{
-    struct msg_job *m = arg;
-    struct server *srv = m->ev->srv;
-    json_t *a = NULL;
-    if (st != STORE_OK || reply->type != REDIS_REPLY_STRING ||
-        !(a = json_loadb(reply->str, reply->len, 0, NULL))) {
-        if (st == STORE_OK)
-            log_error("msg=\"message not stored\" reply=\"%s\"",
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
-        m->ev->failed = true;
-        event_job_release(m->ev);
-        free(m);
-        return;
-    }
-    if (json_is_true(json_object_get(a, "created")))
-        srv->notify.messages_created++;
-    bool deliver = json_is_true(json_object_get(a, "deliver"));
-    json_decref(a);
-    if (!deliver) {
-        event_job_release(m->ev);
-        free(m);
-        return;
-    }
-    struct cmd c;
-    cmd_init(&c);
-    store_key(&srv->store, &c, KEY_DUE);
-    store_key(&srv->store, &c, KEY_DEAD);
-    store_key(&srv->store, &c, KEY_DEADINFO);
-    cmd_addf(&c, "%s|%s", m->participant, m->msg_id);
-    cmd_add(&c, "add");
-    cmd_addll(&c, time_now_ms() + srv->cfg.retry_schedule_ms[0]);
-    cmd_add(&c, "");
-    store_eval(&srv->store, SCRIPT_SCHEDULE, 3, &c, on_scheduled, m);
-}
+/* ---- building a batch ---- */
 
 /* msg_ + 10 base32 digits of the event's ms + 16 of BLAKE2b(market, entry, participant). */
 static void message_id(const char *market, const char *entry, int64_t ms, const char *prt,
                        char out[ID_MAX_LEN])
 {
-    static const char B32[] = "0123456789abcdefghjkmnpqrstvwxyz";
     unsigned char d[10];
     crypto_generichash_state gs;
     crypto_generichash_init(&gs, NULL, 0, sizeof d);
@@ -142,106 +121,177 @@ static void message_id(const char *market, const char *entry, int64_t ms, const 
     crypto_generichash_update(&gs, (const unsigned char *)entry, strlen(entry) + 1);
     crypto_generichash_update(&gs, (const unsigned char *)prt, strlen(prt));
     crypto_generichash_final(&gs, d, sizeof d);
-    char *p = out + 4;
-    memcpy(out, "msg_", 4);
-    for (int i = 9; i >= 0; i--) {
-        p[i] = B32[ms & 31];
-        ms >>= 5;
-    }
-    uint64_t acc = 0;
-    int bits = 0;
-    size_t k = 10;
-    for (size_t i = 0; i < sizeof d && k < 26; i++) {
-        acc = (acc << 8) | d[i];
-        bits += 8;
-        while (bits >= 5 && k < 26) {
-            p[k++] = B32[(acc >> (bits - 5)) & 31];
-            bits -= 5;
-        }
-    }
-    p[k] = '\0';
+    id_digest("msg_", ms, d, sizeof d, out);
 }
 
-/* Stores the message of one event for one participant. */
-static void message_create(struct event_job *ev, const char *type, enum record_kind kind,
-                           const json_t *rec, const char *participant, int64_t ms)
+static struct party *party_of(struct batch *b, const char *id, size_t len)
 {
-    struct server *srv = ev->srv;
-    const struct signing_key *key = &srv->signing.keys[0];
-    struct msg_job *m = calloc(1, sizeof *m);
-    if (!m) {
-        ev->failed = true;
-        return;
+    for (size_t i = 0; i < b->nparties; i++)
+        if (strlen(b->parties[i].id) == len && memcmp(b->parties[i].id, id, len) == 0)
+            return &b->parties[i];
+    if (len >= ID_MAX_LEN)
+        return NULL;
+    if (b->nparties == b->capparties) {
+        size_t cap = b->capparties ? b->capparties * 2 : 8;
+        struct party *grown = realloc(b->parties, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        b->parties = grown;
+        b->capparties = cap;
     }
-    m->ev = ev;
-    snprintf(m->participant, sizeof m->participant, "%s", participant);
-    message_id(srv->catalog.markets[ev->market].id, ev->entry_id, ms, participant, m->msg_id);
-    json_t *payload = json_object();
-    json_object_set_new(payload, "id", json_string(m->msg_id));
-    json_object_set_new(payload, "type", json_string(type));
-    json_set_time(payload, "timestamp", ms - ms % 1000);
-    json_object_set_new(payload, "data", record_to_api(kind, rec));
-    char *body = json_dumps(payload, JSON_COMPACT);
-    json_decref(payload);
-    int64_t ts = ms / 1000;
-    char sig[128];
-    if (!body || signing_v1a(key, m->msg_id, ts, body, strlen(body), sig, sizeof sig) != 0) {
-        free(body);
-        free(m);
-        ev->failed = true;
-        return;
-    }
-    struct cmd c;
-    cmd_init(&c);
-    store_key(&srv->store, &c, KEY_PARTICIPANT, participant);
-    store_key(&srv->store, &c, KEY_MESSAGES, participant);
-    store_key(&srv->store, &c, KEY_INBOX, participant);
-    cmd_add(&c, m->msg_id);
-    cmd_addll(&c, ts);
-    cmd_add(&c, key->kid);
-    cmd_add(&c, sig);
-    cmd_add(&c, type);
-    cmd_add(&c, body);
-    cmd_addll(&c, INBOX_KEEP);
-    free(body);
-    ev->pending++;
-    store_eval(&srv->store, SCRIPT_MSG_CREATE, 3, &c, on_msg_created, m);
+    struct party *p = &b->parties[b->nparties++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, id, len);
+    p->id[len] = '\0';
+    struct server *srv = b->srv;
+    cmd_init(&p->cmd);
+    store_key(&srv->store, &p->cmd, KEY_PARTICIPANT, p->id);
+    store_key(&srv->store, &p->cmd, KEY_MESSAGES, p->id);
+    store_key(&srv->store, &p->cmd, KEY_INBOX, p->id);
+    cmd_addll(&p->cmd, INBOX_KEEP);
+    return p;
 }
 
-/* Turns one stream entry [id, [field, value, ...]] into messages, then acknowledges it. */
-static void event_handle(struct server *srv, size_t market, const redisReply *entry)
+/* Adds the message of one event for one participant. data: the object's JSON text. */
+static void message_add(struct batch *b, const char *entry, int64_t ms, const char *type,
+                        const char *data, const char *prt, size_t prt_len)
+{
+    struct party *p = party_of(b, prt, prt_len);
+    if (!p) {
+        b->failed = true;
+        return;
+    }
+    char id[ID_MAX_LEN], ts[RFC3339_LEN];
+    message_id(b->srv->catalog.markets[b->market].id, entry, ms, p->id, id);
+    time_format_rfc3339(ms - ms % 1000, ts);
+    cmd_add(&p->cmd, id);
+    cmd_addll(&p->cmd, ms / 1000);
+    cmd_add(&p->cmd, type);
+    cmd_addf(&p->cmd, "{\"id\":\"%s\",\"type\":\"%s\",\"timestamp\":\"%s\",\"data\":%s}", id,
+             type, ts, data);
+    p->messages++;
+}
+
+/* The resource an event type is about, and who it notifies. */
+static const struct resource *event_resource(const char *type, bool *notice)
+{
+    if (!strncmp(type, "allocation.", 11)) {
+        *notice = true;
+        return &RESOURCE_ALLOCATION;
+    }
+    *notice = !strcmp(type, "need.expired") || !strcmp(type, "offer.expired") ||
+              !strcmp(type, "offer.depleted");
+    return !strncmp(type, "need.", 5) ? &RESOURCE_NEED : &RESOURCE_OFFER;
+}
+
+/* One stream entry [id, [field, value, ...]]: its messages, and its place in the ack. */
+static void batch_event(struct batch *b, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING)
         return;
-    struct event_job *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        return;
-    ev->srv = srv;
-    ev->market = market;
-    snprintf(ev->entry_id, sizeof ev->entry_id, "%s", entry->element[0]->str);
-    ev->pending = 1;            /* this function's own hold, released at the end */
+    const char *eid = entry->element[0]->str;
+    cmd_add(&b->ack, eid);
+    b->entries++;
     const redisReply *fields = entry->element[1];
-    const char *type = reply_entry_field(fields, "type");
-    const char *data = reply_entry_field(fields, "data");
-    json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
-    int64_t ms = strtoll(ev->entry_id, NULL, 10);
-    if (type && rec) {
-        bool alloc = strncmp(type, "allocation.", 11) == 0;
-        bool notice = !strcmp(type, "need.expired") || !strcmp(type, "offer.expired") ||
-                      !strcmp(type, "offer.depleted");
-        if (alloc) {
-            message_create(ev, type, RECORD_ALLOC, rec,
-                           json_string_value(json_object_get(rec, "need_participant_id")), ms);
-            message_create(ev, type, RECORD_ALLOC, rec,
-                           json_string_value(json_object_get(rec, "offer_participant_id")), ms);
-        } else if (notice) {
-            message_create(ev, type, strncmp(type, "need", 4) ? RECORD_OFFER : RECORD_NEED, rec,
-                           json_string_value(json_object_get(rec, "participant_id")), ms);
-        }
+    const char *type = store_entry_field(fields, "t", NULL);
+    size_t dlen = 0;
+    const char *d = store_entry_field(fields, "d", &dlen);
+    bool notice = false;
+    const struct resource *res = type ? event_resource(type, &notice) : NULL;
+    if (!res || !d || !notice)
+        return;
+    const struct market *m = &b->srv->catalog.markets[b->market];
+    char id[ID_MAX_LEN];
+    const char *given = store_entry_field(fields, "i", NULL);
+    long long ms = 0, seq = 0;
+    if (sscanf(eid, "%lld-%lld", &ms, &seq) != 2)
+        return;
+    if (given)
+        snprintf(id, sizeof id, "%s", given);
+    else
+        id_of_event(res->prefix, ms, seq, m->code, id);
+    struct record rec;
+    if (record_decode(&rec, d, dlen) != 0) {
+        record_release(&rec);
+        log_error("msg=\"unreadable event record\" market=%s entry=%s", m->id, eid);
+        return;
     }
-    json_decref(rec);
-    event_job_release(ev);
+    json_t *obj = record_to_api(res, id, &rec, &b->srv->catalog);
+    char *data = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!data) {
+        record_release(&rec);
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < res->nfields; i++) {
+        const struct field *f = &res->fields[i];
+        const char *prt;
+        size_t len;
+        if ((f->flags & F_OWNER) && record_str(&rec, f, &prt, &len))
+            message_add(b, eid, ms, type, data, prt, len);
+    }
+    free(data);
+    record_release(&rec);
+}
+
+static void on_party_created(void *arg, enum store_status st, redisReply *reply);
+
+struct party_call {
+    struct batch *b;
+    struct party *p;
+};
+
+static void batch_send(struct batch *b)
+{
+    struct server *srv = b->srv;
+    b->pending = 1;         /* this function's hold */
+    cmd_init(&b->schedule);
+    store_key(&srv->store, &b->schedule, KEY_DUE);
+    store_key(&srv->store, &b->schedule, KEY_DEAD);
+    store_key(&srv->store, &b->schedule, KEY_DEADINFO);
+    cmd_add(&b->schedule, "add");
+    cmd_addll(&b->schedule, time_now_ms() + srv->cfg.retry_schedule_ms[0]);
+    cmd_add(&b->schedule, "");
+    for (size_t i = 0; i < b->nparties && !b->failed; i++) {
+        struct party_call *pc = malloc(sizeof *pc);
+        if (!pc) {
+            b->failed = true;
+            break;
+        }
+        *pc = (struct party_call){ b, &b->parties[i] };
+        b->pending++;
+        store_fcall(&srv->store, FN_MSG_CREATE, 3, &b->parties[i].cmd, on_party_created, pc);
+    }
+    batch_release(b);
+}
+
+static void on_party_created(void *arg, enum store_status st, redisReply *reply)
+{
+    struct party_call *pc = arg;
+    struct batch *b = pc->b;
+    struct party *p = pc->p;
+    free(pc);
+    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
+        if (st == STORE_OK)
+            log_error("msg=\"messages not stored\" prt=%s error=\"%.300s\"", p->id,
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+        b->failed = true;
+        batch_release(b);
+        return;
+    }
+    for (size_t i = 0; i + 1 < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        cmd_addf(&b->schedule, "%s|%s", p->id, e->str);
+        b->owed++;
+    }
+    const redisReply *created = reply->elements ? reply->element[reply->elements - 1] : NULL;
+    if (created && created->type == REDIS_REPLY_INTEGER)
+        b->srv->metrics.messages_created += (uint64_t)created->integer;
+    batch_release(b);
 }
 
 /* ---- reading ---- */
@@ -263,7 +313,7 @@ static void on_read(void *arg, enum store_status st, redisReply *reply)
     if (!claim)
         srv->notify.reading[market] = false;
     if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
-        if (st == STORE_OK && reply_is_error(reply, "NOGROUP"))
+        if (st == STORE_OK && store_reply_error(reply, "NOGROUP"))
             srv->notify.groups_generation = 0;   /* Redis lost them: create again */
         else if (st == STORE_OK && reply->type == REDIS_REPLY_ERROR)
             log_warn("msg=\"event read failed\" error=\"%s\"", reply->str);
@@ -275,10 +325,22 @@ static void on_read(void *arg, enum store_status st, redisReply *reply)
     else if (!claim && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
              reply->element[0]->elements >= 2)
         entries = reply->element[0]->element[1];
-    for (size_t i = 0; entries && i < entries->elements; i++)
-        event_handle(srv, market, entries->element[i]);
-    if (!claim && entries && entries->elements == READ_COUNT)
-        notify_kick(srv);
+    if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0)
+        return;
+    struct batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return;     /* the entries stay pending: claimed again later */
+    b->srv = srv;
+    b->market = market;
+    cmd_init(&b->ack);
+    cmd_add(&b->ack, "XACK");
+    stream_key(srv, &b->ack, market);
+    cmd_add(&b->ack, NOTIFY_GROUP);
+    for (size_t i = 0; i < entries->elements; i++)
+        batch_event(b, entries->element[i]);
+    batch_send(b);
+    if (!claim && entries->elements == READ_COUNT)
+        notify_kick(srv);       /* a full read: more may be waiting */
 }
 
 static void read_market(struct server *srv, size_t market, bool claim)
@@ -318,7 +380,8 @@ static void read_market(struct server *srv, size_t market, bool claim)
 static void on_group(void *arg, enum store_status st, redisReply *reply)
 {
     struct server *srv = arg;
-    bool ok = st == STORE_OK && (!reply_is_error(reply, NULL) || reply_is_error(reply, "BUSYGROUP"));
+    bool ok = st == STORE_OK && (!store_reply_error(reply, NULL) ||
+                                 store_reply_error(reply, "BUSYGROUP"));
     if (!ok && st == STORE_OK)
         log_error("msg=\"cannot create consumer group\" error=\"%s\"", reply->str);
     if (--srv->notify.groups_pending == 0 && ok)

@@ -1,39 +1,41 @@
-/* ops.c — the operator endpoints: liveness, readiness, metrics and the OpenAPI document. */
+/* ops.c — the operator endpoints: liveness, readiness, metrics and the OpenAPI document
+ * (written at start-up from src/openapi.json and the descriptors: schema.c). */
 #include <event2/buffer.h>
 #include <stdlib.h>
 
+#include "impactd/calls.h"
 #include "impactd/handlers.h"
-#include "impactd/http.h"
 #include "impactd/log.h"
+#include "impactd/reply.h"
+#include "impactd/request.h"
 #include "impactd/server.h"
-#include "openapi_gen.h"
 
 void ops_healthz(struct req *r)
 {
-    http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void on_ping(struct req *r, enum store_status st, redisReply *reply)
 {
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st == STORE_OK ? STORE_DOWN : st, reply);
+    if (st != STORE_OK || store_reply_error(reply, NULL)) {
+        reply_store_failure(r, st == STORE_OK ? STORE_DOWN : st, reply);
         return;
     }
-    http_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+    reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 /* Ready when Redis answers a PING now, not merely when we believe we are connected. */
 void ops_readyz(struct req *r)
 {
     if (r->srv->stopping) {
-        http_set_header(r, "Retry-After", "1");
-        http_reply_problem(r, 503, NULL, "shutting down");
+        req_set_header(r, "Retry-After", "1");
+        reply_problem(r, 503, NULL, "shutting down");
         return;
     }
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "PING");
-    http_store_send(r, &c, on_ping);
+    req_send(r, &c, on_ping);
 }
 
 void ops_metrics(struct req *r)
@@ -42,17 +44,17 @@ void ops_metrics(struct req *r)
     if (!buf || metrics_render(&r->srv->metrics, buf) != 0) {
         if (buf)
             evbuffer_free(buf);
-        http_reply_problem(r, 500, NULL, "cannot render metrics");
+        reply_problem(r, 500, NULL, "cannot render metrics");
         return;
     }
     size_t len = evbuffer_get_length(buf);
     const char *text = (const char *)evbuffer_pullup(buf, -1);
-    http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text ? text : "", len);
+    reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text ? text : "", len);
     evbuffer_free(buf);
 }
 
 void ops_openapi(struct req *r)
 {
-    http_set_header(r, "Cache-Control", "public, max-age=300");
-    http_reply_raw(r, 200, "application/json; charset=utf-8", openapi_json, openapi_json_len);
+    req_set_header(r, "Cache-Control", "public, max-age=300");
+    reply_raw(r, 200, "application/json; charset=utf-8", r->srv->openapi, r->srv->openapi_len);
 }

@@ -13,11 +13,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "impactd/calls.h"
 #include "impactd/auth.h"
 #include "impactd/catalog.h"
 #include "impactd/checks.h"
 #include "impactd/handlers.h"
-#include "impactd/http.h"
+#include "impactd/record.h"
+#include "impactd/reply.h"
+#include "impactd/request.h"
+#include "impactd/resource.h"
 #include "impactd/json_util.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
@@ -28,7 +32,10 @@
 
 #define BOOTSTRAP_ID "prt_bootstrap"
 
-static const char *const ROLE_VALUES[] = { "manufacturer", "hospital", "ministry", "admin", NULL };
+static const char *const ROLES[] = { "manufacturer", "hospital", "ministry", "admin", NULL };
+const struct enumtype ENUM_ROLE = {
+    "Role", "ROLE", ROLES, "What a participant is, and so what its tokens may do.",
+};
 
 /* ---- validation ---- */
 
@@ -54,69 +61,45 @@ static const char *check_webhook_url(const json_t *v, const void *ctx)
     return msg;
 }
 
-static const struct vfield CREATE_FIELDS[] = {
-    { "role", V_ENUM, true, false, 0, 0, ROLE_VALUES, NULL },
-    { "name", V_STRING, true, false, 1, 200, NULL, NULL },
-    { "region", V_STRING, false, true, 0, 0, NULL, check_region },
-    { "lat", V_NUMBER, false, true, -90, 90, NULL, NULL },
-    { "lon", V_NUMBER, false, true, -180, 180, NULL, NULL },
-    { "webhook_url", V_STRING, false, true, 1, 2048, NULL, check_webhook_url },
-    { "regions", V_STRING_ARRAY, false, true, 1, 64, NULL, check_regions },
+/* Kept in the hash prt:{id}, one hash field per stored field (record.h). */
+static const struct field FIELDS_PARTICIPANT[] = {
+    { "id", 1, FT_ID, F_OUT, .ref = "prt_", .schema = "ParticipantId" },
+    { "role", 2, FT_ENUM, F_OUT | F_CREATE | F_REQUIRED, .enumtype = &ENUM_ROLE },
+    { "name", 3, FT_STRING, F_OUT | F_CREATE | F_REQUIRED | F_PATCH, 1, 200 },
+    { "region", 4, FT_REGION, F_OUT | F_CREATE | F_NULLABLE, .check = check_region,
+      .doc = "The participant's own region (required for manufacturers and hospitals)." },
+    { "lat", 5, FT_NUMBER, F_OUT | F_CREATE | F_NULLABLE, -90, 90 },
+    { "lon", 6, FT_NUMBER, F_OUT | F_CREATE | F_NULLABLE, -180, 180 },
+    { "webhook_url", 7, FT_STRING, F_OUT | F_CREATE | F_PATCH | F_NULLABLE, 1, 2048,
+      .check = check_webhook_url,
+      .doc = "Where signed notifications are POSTed (Standard Webhooks); null: inbox only." },
+    { "regions", 8, FT_STRING_ARRAY, F_OUT | F_CREATE | F_NULLABLE, 1, 64,
+      .check = check_regions,
+      .doc = "Ministry only: the regions a regional health agency sees; null: the whole "
+             "country." },
+    { "webhook_secret", 9, FT_STRING, F_SECRET },
+    { "created_at", 10, FT_TIME, F_OUT | F_NULLABLE,
+      .doc = "null for the bootstrap admin, which is not stored" },
+    { "updated_at", 11, FT_TIME, F_OUT | F_NULLABLE },
 };
 
-static const struct vfield PATCH_FIELDS[] = {
-    { "name", V_STRING, false, false, 1, 200, NULL, NULL },
-    { "webhook_url", V_STRING, false, true, 1, 2048, NULL, check_webhook_url },
+const struct resource RESOURCE_PARTICIPANT = {
+    "participant", "participants", "prt_", NULL, "Participant", FIELDS(FIELDS_PARTICIPANT),
+    NULL, NULL, 0,
 };
 
 /* ---- the participant object ---- */
 
-static int set_number_text(json_t *obj, const char *key, const char *text)
-{
-    json_t *n = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
-    if (n && !json_is_number(n)) {
-        json_decref(n);
-        n = NULL;
-    }
-    return json_object_set_new(obj, key, n ? n : json_null());
-}
-
-static int64_t field_ms(const redisReply *r, const char *field)
-{
-    long long v;
-    const char *s = reply_hash_get(r, field);
-    return s && json_parse_ll(s, &v) == 0 ? v : -1;
-}
-
-/* Builds the served object from an HGETALL of prt:{id}; NULL when the reply is empty. */
-static json_t *participant_json(const redisReply *r)
-{
-    const char *id = reply_hash_get(r, "id");
-    if (!id)
-        return NULL;
-    json_t *p = json_object();
-    if (!p)
-        return NULL;
-    json_object_set_new(p, "id", json_string(id));
-    json_set_str_or_null(p, "role", reply_hash_get(r, "role"));
-    json_set_str_or_null(p, "name", reply_hash_get(r, "name"));
-    json_set_str_or_null(p, "region", reply_hash_get(r, "region"));
-    set_number_text(p, "lat", reply_hash_get(r, "lat"));
-    set_number_text(p, "lon", reply_hash_get(r, "lon"));
-    json_set_str_or_null(p, "webhook_url", reply_hash_get(r, "webhook_url"));
-    const char *regions = reply_hash_get(r, "regions");
-    json_t *rj = regions && *regions ? json_loads(regions, 0, NULL) : NULL;
-    json_object_set_new(p, "regions", rj ? rj : json_null());
-    json_set_time(p, "created_at", field_ms(r, "created_at"));
-    json_set_time(p, "updated_at", field_ms(r, "updated_at"));
-    return p;
-}
-
 static json_t *bootstrap_json(void)
 {
-    return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:n}", "id", BOOTSTRAP_ID,
-                     "role", "admin", "name", "bootstrap admin", "region", "lat", "lon",
-                     "webhook_url", "regions", "created_at", "updated_at");
+    json_t *p = json_object();
+    for (size_t i = 0; p && i < RESOURCE_PARTICIPANT.nfields; i++)
+        if (FIELDS_PARTICIPANT[i].flags & F_OUT)
+            json_object_set_new(p, FIELDS_PARTICIPANT[i].name, json_null());
+    json_object_set_new(p, "id", json_string(BOOTSTRAP_ID));
+    json_object_set_new(p, "role", json_string("admin"));
+    json_object_set_new(p, "name", json_string("bootstrap admin"));
+    return p;
 }
 
 /* Admin, or the participant itself. Answers 403 otherwise. */
@@ -124,35 +107,33 @@ static bool may_see(struct req *r, const char *id)
 {
     if (r->who.role == ROLE_ADMIN || strcmp(r->who.participant_id, id) == 0)
         return true;
-    http_reply_problem(r, 403, NULL, "only an admin or the participant itself may do this");
+    reply_problem(r, 403, NULL, "only an admin or the participant itself may do this");
     return false;
 }
 
 static void reply_participant(struct req *r, enum store_status st, redisReply *reply)
 {
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    if (reply_store_failed(r, st, reply))
         return;
-    }
-    json_t *p = reply->type == REDIS_REPLY_ARRAY ? participant_json(reply) : NULL;
+    json_t *p = record_hash_to_api(&RESOURCE_PARTICIPANT, reply);
     if (!p) {
-        http_reply_problem(r, 404, NULL, "no such participant");
+        reply_problem(r, 404, NULL, "no such participant");
         return;
     }
-    http_reply_json(r, 200, p);
+    reply_json(r, 200, p);
 }
 
 static void fetch_participant(struct req *r, const char *id)
 {
     if (!id_valid(id, "prt_")) {
-        http_reply_problem(r, 404, NULL, "no such participant");
+        reply_problem(r, 404, NULL, "no such participant");
         return;
     }
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "HGETALL");
     store_key(&r->srv->store, &c, KEY_PARTICIPANT, id);
-    http_store_send(r, &c, reply_participant);
+    req_send(r, &c, reply_participant);
 }
 
 /* ---- tokens ---- */
@@ -164,55 +145,65 @@ struct token_job {
     char token_id[ID_MAX_LEN];
 };
 
-static void token_job_free(void *v)
+static void token_job_clear(void *v)
 {
-    struct token_job *j = v;
-    json_decref(j->answer);
-    free(j);
+    json_decref(((struct token_job *)v)->answer);
+}
+
+static const struct req_state_type TOKEN_JOB = { "token", sizeof(struct token_job),
+                                                 token_job_clear };
+
+static struct token_job *token_job_new(struct req *r, const char *participant)
+{
+    struct token_job *j = req_state(r, &TOKEN_JOB);
+    if (!j)
+        return NULL;
+    if (!(j->answer = json_object())) {
+        reply_problem(r, 500, NULL, "out of memory");
+        return NULL;
+    }
+    snprintf(j->participant, sizeof j->participant, "%s", participant);
+    return j;
 }
 
 static void on_token_listed(struct req *r, enum store_status st, redisReply *reply)
 {
-    struct token_job *j = r->ctx;
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    struct token_job *j = r->state;
+    if (reply_store_failed(r, st, reply))
         return;
-    }
     json_t *answer = j->answer;
     j->answer = NULL;
     if (json_object_get(answer, "participant")) {
         char loc[80];
         snprintf(loc, sizeof loc, "/v1/participants/%s", j->participant);
-        http_set_header(r, "Location", loc);
+        req_set_header(r, "Location", loc);
     }
-    http_reply_json(r, 201, answer);
+    reply_json(r, 201, answer);
 }
 
 static void on_token_written(struct req *r, enum store_status st, redisReply *reply)
 {
-    struct token_job *j = r->ctx;
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    struct token_job *j = r->state;
+    if (reply_store_failed(r, st, reply))
         return;
-    }
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "SADD");
     store_key(&r->srv->store, &c, KEY_PARTICIPANT_TOKENS, j->participant);
     cmd_add(&c, j->token_id);
-    http_store_send(r, &c, on_token_listed);
+    req_send(r, &c, on_token_listed);
 }
 
-/* Creates a token for the participant in r->ctx and writes its record; the answer gets
- * "token_id" and "token". */
+/* Creates a token for the participant of the request's token job and writes its record;
+ * the answer gets "token_id" and "token". */
 static void token_issue(struct req *r, const char *role, const char *region,
                         const char *regions_text, int64_t now)
 {
-    struct token_job *j = r->ctx;
+    struct token_job *j = r->state;
     char token[TOKEN_LEN], hash[TOKEN_HASH_HEX];
     auth_token_new(token);
     if (auth_token_hash(token, hash) != 0) {
-        http_reply_problem(r, 500, NULL, "cannot hash the token");
+        reply_problem(r, 500, NULL, "cannot hash the token");
         return;
     }
     auth_token_id(hash, j->token_id);
@@ -235,41 +226,24 @@ static void token_issue(struct req *r, const char *role, const char *region,
     cmd_add(&c, regions_text ? regions_text : "");
     cmd_add(&c, "created_at");
     cmd_addll(&c, now);
-    http_store_send(r, &c, on_token_written);
-}
-
-static struct token_job *token_job_new(struct req *r, const char *participant)
-{
-    struct token_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->answer = json_object())) {
-        free(j);
-        http_reply_problem(r, 500, NULL, "out of memory");
-        return NULL;
-    }
-    snprintf(j->participant, sizeof j->participant, "%s", participant);
-    r->ctx = j;
-    r->ctx_free = token_job_free;
-    return j;
+    req_send(r, &c, on_token_written);
 }
 
 /* ---- handlers ---- */
 
 static void on_participant_written(struct req *r, enum store_status st, redisReply *reply)
 {
-    struct token_job *j = r->ctx;
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    struct token_job *j = r->state;
+    if (reply_store_failed(r, st, reply))
         return;
-    }
     json_t *p = json_object_get(j->answer, "participant");
-    const char *regions = NULL;
-    char *regions_text = NULL;
+    char *regions = NULL;
     json_t *rg = json_object_get(p, "regions");
     if (json_is_array(rg))
-        regions = regions_text = json_dump_compact(rg);
+        regions = json_dump_compact(rg);
     token_issue(r, json_string_value(json_object_get(p, "role")),
                 json_string_value(json_object_get(p, "region")), regions, time_now_ms());
-    free(regions_text);
+    free(regions);
 }
 
 /* Cross-field rules the field table cannot say. */
@@ -295,14 +269,11 @@ void participants_create(struct req *r)
 {
     struct server *srv = r->srv;
     json_t *errors = problem_errors_new();
-    validate_object(r->body, CREATE_FIELDS, sizeof CREATE_FIELDS / sizeof CREATE_FIELDS[0], srv,
-                    errors);
+    validate_object(r->body, RESOURCE_PARTICIPANT.fields, RESOURCE_PARTICIPANT.nfields, F_CREATE,
+                    srv, errors);
     create_rules(r->body, errors);
-    if (json_array_size(errors)) {
-        http_reply_invalid(r, errors);
+    if (reply_if_invalid(r, errors))
         return;
-    }
-    json_decref(errors);
 
     int64_t now = time_now_ms();
     char id[ID_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
@@ -311,62 +282,48 @@ void participants_create(struct req *r)
     struct token_job *j = token_job_new(r, id);
     if (!j)
         return;
-
+    /* the stored values: the body, with what the server sets */
+    json_t *values = json_deep_copy(r->body);
+    json_object_set_new(values, "id", json_string(id));
+    json_object_set_new(values, "webhook_secret", json_string(secret));
+    json_object_set_new(values, "created_at", json_integer(now));
+    json_object_set_new(values, "updated_at", json_integer(now));
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "HSET");
     store_key(&srv->store, &c, KEY_PARTICIPANT, id);
-    cmd_add(&c, "id");
-    cmd_add(&c, id);
-    static const char *const STRINGS[] = { "role", "name", "region", "webhook_url" };
-    for (size_t i = 0; i < 4; i++) {
-        const char *v = json_string_value(json_object_get(r->body, STRINGS[i]));
-        if (v) {
-            cmd_add(&c, STRINGS[i]);
-            cmd_add(&c, v);
-        }
-    }
-    static const char *const OTHERS[] = { "lat", "lon", "regions" };
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(r->body, OTHERS[i]);
-        char *text = v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-                                                               JSON_REAL_PRECISION(15))
-                                           : NULL;
-        if (text) {
-            cmd_add(&c, OTHERS[i]);
-            cmd_add(&c, text);
-            free(text);
-        }
-    }
-    cmd_add(&c, "webhook_secret");
-    cmd_add(&c, secret);
-    cmd_add(&c, "created_at");
-    cmd_addll(&c, now);
-    cmd_add(&c, "updated_at");
-    cmd_addll(&c, now);
-
-    /* the answer, built from what is written */
+    int rc = record_hash_args(&RESOURCE_PARTICIPANT, values, 0, &c);
+    /* the answer, as a read would show it */
+    json_object_del(values, "webhook_secret");
     json_t *p = json_object();
-    json_object_set_new(p, "id", json_string(id));
-    for (size_t i = 0; i < 4; i++)
-        json_set_str_or_null(p, STRINGS[i],
-                             json_string_value(json_object_get(r->body, STRINGS[i])));
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(r->body, OTHERS[i]);
-        json_object_set(p, OTHERS[i], v ? v : json_null());
+    for (size_t i = 0; p && i < RESOURCE_PARTICIPANT.nfields; i++) {
+        const struct field *f = &FIELDS_PARTICIPANT[i];
+        if (!(f->flags & F_OUT))
+            continue;
+        json_t *v = json_object_get(values, f->name);
+        if (f->type == FT_TIME)
+            json_set_time(p, f->name, now);
+        else
+            json_object_set(p, f->name, v ? v : json_null());
     }
-    json_set_time(p, "created_at", now);
-    json_set_time(p, "updated_at", now);
+    json_decref(values);
+    if (rc != 0 || !p) {
+        cmd_free(&c);
+        json_decref(p);
+        sodium_memzero(secret, sizeof secret);
+        reply_problem(r, 500, NULL, "cannot store the participant");
+        return;
+    }
     json_object_set_new(j->answer, "participant", p);
     json_object_set_new(j->answer, "webhook_secret", json_string(secret));
     sodium_memzero(secret, sizeof secret);
-    http_store_send(r, &c, on_participant_written);
+    req_send(r, &c, on_participant_written);
 }
 
 void participants_me(struct req *r)
 {
     if (r->who.bootstrap) {
-        http_reply_json(r, 200, bootstrap_json());
+        reply_json(r, 200, bootstrap_json());
         return;
     }
     fetch_participant(r, r->who.participant_id);
@@ -374,11 +331,11 @@ void participants_me(struct req *r)
 
 void participants_get(struct req *r)
 {
-    const char *id = http_param(r, 0);
+    const char *id = req_param(r, 0);
     if (!may_see(r, id))
         return;
     if (strcmp(id, BOOTSTRAP_ID) == 0 && r->who.bootstrap) {
-        http_reply_json(r, 200, bootstrap_json());
+        reply_json(r, 200, bootstrap_json());
         return;
     }
     fetch_participant(r, id);
@@ -386,66 +343,58 @@ void participants_get(struct req *r)
 
 void participants_patch(struct req *r)
 {
-    const char *id = http_param(r, 0);
+    const char *id = req_param(r, 0);
     if (!may_see(r, id))
         return;
     json_t *errors = problem_errors_new();
-    validate_object(r->body, PATCH_FIELDS, sizeof PATCH_FIELDS / sizeof PATCH_FIELDS[0], r->srv,
-                    errors);
-    if (json_array_size(errors)) {
-        http_reply_invalid(r, errors);
+    validate_object(r->body, RESOURCE_PARTICIPANT.fields, RESOURCE_PARTICIPANT.nfields, F_PATCH,
+                    r->srv, errors);
+    if (reply_if_invalid(r, errors))
         return;
-    }
-    json_decref(errors);
     if (!id_valid(id, "prt_")) {
-        http_reply_problem(r, 404, NULL, "no such participant");
+        reply_problem(r, 404, NULL, "no such participant");
         return;
     }
     struct cmd c;
     cmd_init(&c);
     store_key(&r->srv->store, &c, KEY_PARTICIPANT, id);
     cmd_addll(&c, time_now_ms());
-    for (size_t i = 0; i < sizeof PATCH_FIELDS / sizeof PATCH_FIELDS[0]; i++) {
-        json_t *v = json_object_get(r->body, PATCH_FIELDS[i].name);
-        if (!v)
-            continue;
-        cmd_add(&c, PATCH_FIELDS[i].name);
-        cmd_add(&c, json_is_string(v) ? json_string_value(v) : "");
+    if (record_hash_args(&RESOURCE_PARTICIPANT, r->body, F_PATCH, &c) != 0) {
+        cmd_free(&c);
+        reply_problem(r, 500, NULL, "cannot pack the change");
+        return;
     }
-    http_store_eval(r, SCRIPT_PARTICIPANT_PATCH, 1, &c, reply_participant);
+    req_fcall(r, FN_PARTICIPANT_PATCH, 1, &c, reply_participant);
 }
 
 static void on_owner_found(struct req *r, enum store_status st, redisReply *reply)
 {
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    if (reply_store_failed(r, st, reply))
         return;
-    }
-    const char *role = reply_hash_get(reply, "role");
+    const char *role = store_reply_field(reply, "role");
     if (!role) {
-        http_reply_problem(r, 404, NULL, "no such participant");
+        reply_problem(r, 404, NULL, "no such participant");
         return;
     }
-    struct token_job *j = r->ctx;
+    struct token_job *j = r->state;
     int64_t now = time_now_ms();
     json_object_set_new(j->answer, "participant_id", json_string(j->participant));
     json_set_time(j->answer, "created_at", now);
-    token_issue(r, role, reply_hash_get(reply, "region"), reply_hash_get(reply, "regions"), now);
+    token_issue(r, role, store_reply_field(reply, "region"), store_reply_field(reply, "regions"),
+                now);
 }
 
 void participants_issue_token(struct req *r)
 {
-    const char *id = http_param(r, 0);
+    const char *id = req_param(r, 0);
     if (r->body) {
         json_t *errors = problem_errors_new();
-        if (validate_object(r->body, NULL, 0, NULL, errors)) {
-            http_reply_invalid(r, errors);
+        validate_object(r->body, NULL, 0, F_CREATE, NULL, errors);
+        if (reply_if_invalid(r, errors))
             return;
-        }
-        json_decref(errors);
     }
     if (!id_valid(id, "prt_")) {
-        http_reply_problem(r, 404, NULL, "no such participant");
+        reply_problem(r, 404, NULL, "no such participant");
         return;
     }
     if (!token_job_new(r, id))
@@ -454,27 +403,25 @@ void participants_issue_token(struct req *r)
     cmd_init(&c);
     cmd_add(&c, "HGETALL");
     store_key(&r->srv->store, &c, KEY_PARTICIPANT, id);
-    http_store_send(r, &c, on_owner_found);
+    req_send(r, &c, on_owner_found);
 }
 
 static void on_token_unlisted(struct req *r, enum store_status st, redisReply *reply)
 {
     (void)st;
     (void)reply;    /* the token is gone already; a stale set member is harmless */
-    http_reply_empty(r, 204);
+    reply_empty(r, 204);
 }
 
 static void on_token_revoked(struct req *r, enum store_status st, redisReply *reply)
 {
-    if (st != STORE_OK || reply_is_error(reply, NULL)) {
-        http_reply_store_failure(r, st, reply);
+    if (reply_store_failed(r, st, reply))
         return;
-    }
     if (reply->type != REDIS_REPLY_STRING) {
-        http_reply_problem(r, 404, NULL, "no such token");
+        reply_problem(r, 404, NULL, "no such token");
         return;
     }
-    const char *tid = http_param(r, 0);
+    const char *tid = req_param(r, 0);
     auth_forget(&r->srv->auth, tid);
     log_info("msg=\"token revoked\" req=%s token=%s owner=%s by=%s", r->id, tid, reply->str,
              r->who.participant_id);
@@ -483,22 +430,22 @@ static void on_token_revoked(struct req *r, enum store_status st, redisReply *re
     cmd_add(&c, "SREM");
     store_key(&r->srv->store, &c, KEY_PARTICIPANT_TOKENS, reply->str);
     cmd_add(&c, tid);
-    http_store_send(r, &c, on_token_unlisted);
+    req_send(r, &c, on_token_unlisted);
 }
 
 void participants_revoke_token(struct req *r)
 {
-    const char *tid = http_param(r, 0);
+    const char *tid = req_param(r, 0);
     bool ok = strncmp(tid, "tok_", 4) == 0 && strlen(tid) == 28;
     for (const char *p = tid + 4; ok && *p; p++)
         ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
     if (!ok) {
-        http_reply_problem(r, 404, NULL, "no such token");
+        reply_problem(r, 404, NULL, "no such token");
         return;
     }
     struct cmd c;
     cmd_init(&c);
     store_key(&r->srv->store, &c, KEY_TOKEN, tid);
     cmd_add(&c, r->who.role == ROLE_ADMIN ? "" : r->who.participant_id);
-    http_store_eval(r, SCRIPT_TOKEN_REVOKE, 1, &c, on_token_revoked);
+    req_fcall(r, FN_TOKEN_REVOKE, 1, &c, on_token_revoked);
 }

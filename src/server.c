@@ -1,7 +1,8 @@
 /* server.c — building, running and tearing down the one server struct.
  *
- * Start-up order: file limits → event base → catalogue → metrics → store → auth → HTTP →
- * signals → first Redis connection. Shutdown (SIGTERM/SIGINT): stop accepting, let requests
+ * Start-up order: file limits → event base → catalogue → function library and OpenAPI
+ * document → signing keys → metrics → store → auth → HTTP → signals → sweeper, notifier,
+ * webhooks → first Redis connection. Shutdown (SIGTERM/SIGINT): stop accepting, let requests
  * in flight finish (at most shutdown_timeout), then leave the loop; server_free releases
  * everything in reverse order. A second signal during the drain leaves at once. */
 #include "impactd/server.h"
@@ -9,11 +10,14 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
+#include "impactd/library.h"
 #include "impactd/log.h"
 #include "impactd/routes.h"
+#include "impactd/schema.h"
 #include "impactd/timeutil.h"
 
 #define DRAIN_POLL_US 50000
@@ -97,12 +101,6 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
              srv->signing.nkeys);
 }
 
-void server_request_done(struct server *srv)
-{
-    if (srv->stopping && server_idle(srv))
-        event_base_loopexit(srv->base, NULL);
-}
-
 int server_init(struct server *srv, char *err, size_t errlen)
 {
     log_set_level((enum log_level)srv->cfg.log_level);
@@ -112,8 +110,19 @@ int server_init(struct server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the event loop");
         return -1;
     }
-    if (catalog_load(&srv->catalog, srv->cfg.catalog_dir, err, errlen) != 0)
+    if (catalog_load(&srv->catalog, srv->cfg.catalog_dir, err, errlen) != 0 ||
+        library_build(&srv->library, &srv->catalog, err, errlen) != 0)
         return -1;
+    json_t *doc = schema_document(err, errlen);
+    if (!doc)
+        return -1;
+    srv->openapi = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!srv->openapi || feeds_init(&srv->feeds) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->openapi_len = strlen(srv->openapi);
     srv->routes = routes_table(&srv->nroutes);
     if (signing_load(&srv->signing, srv->cfg.signing_key_file, err, errlen) != 0)
         return -1;
@@ -126,8 +135,8 @@ int server_init(struct server *srv, char *err, size_t errlen)
     for (size_t i = 0; i < srv->nroutes; i++)
         metrics_route_label(&srv->metrics, i, router_method_name(srv->routes[i].method),
                             srv->routes[i].pattern);
-    if (store_init(&srv->store, srv->base, &srv->cfg, &srv->metrics) != 0 ||
-        auth_init(&srv->auth, srv) != 0) {
+    if (store_init(&srv->store, srv->base, &srv->cfg, &srv->metrics, &srv->library) != 0 ||
+        auth_init(&srv->auth, srv->base, &srv->store, &srv->cfg) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -186,6 +195,10 @@ void server_free(struct server *srv)
     if (srv->drain_timer)
         event_free(srv->drain_timer);
     metrics_free(&srv->metrics);
+    feeds_free(&srv->feeds);
+    free(srv->openapi);
+    srv->openapi = NULL;
+    library_free(&srv->library);
     catalog_free(&srv->catalog);
     if (srv->base)
         event_base_free(srv->base);

@@ -1,11 +1,16 @@
-/* sweeper.c — every second, each market's due items: proposed allocations whose lapse
- * delay has passed, offers and needs whose expires_at has come (sweep.lua).
+/* sweeper.c — every second, each market's due items (sweep.lua): proposed allocations whose
+ * lapse delay has passed, offers and needs whose expires_at has come, and matching walks a
+ * bounded call left to go on.
  *
- * Every impactd sweeps; the script re-checks each item, so concurrent sweeps are safe and a
- * dead daemon's share is simply done by the others. A market with more than one batch due
- * is swept again at once. Nothing is swept while Redis is unavailable. */
+ * Every impactd sweeps; the function takes each due member once and checks each item again,
+ * so concurrent sweeps are safe and a dead daemon's share is simply done by the others. A
+ * market with more than one batch due, or with a walk to go on, is swept again at once.
+ * Nothing is swept while Redis is unavailable or while the daemon stops. */
+#include "impactd/sweeper.h"
+
 #include <event2/event.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "impactd/log.h"
 #include "impactd/market.h"
@@ -13,12 +18,12 @@
 
 #define SWEEP_BATCH 100
 
+static void sweep_market(struct server *srv, size_t market);
+
 struct sweep_call {
     struct server *srv;
     size_t market;
 };
-
-static void sweep_market(struct server *srv, size_t market);
 
 static void on_swept(void *arg, enum store_status st, redisReply *reply)
 {
@@ -26,42 +31,49 @@ static void on_swept(void *arg, enum store_status st, redisReply *reply)
     struct server *srv = sc->srv;
     size_t market = sc->market;
     free(sc);
-    srv->sweeps_in_flight--;
-    if (st != STORE_OK || reply->type != REDIS_REPLY_STRING) {
+    struct sweeper *sw = &srv->sweeper;
+    sw->busy[market] = false;
+    sw->in_flight--;
+    struct market_answer a;
+    if (st != STORE_OK || store_reply_error(reply, NULL) || market_answer_read(reply, &a) != 0 ||
+        a.error) {
         if (st == STORE_OK)
-            log_error("msg=\"sweep failed\" market=%s error=\"%s\"",
+            log_error("msg=\"sweep failed\" market=%s error=\"%.300s\"",
                       srv->catalog.markets[market].id,
                       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        sw->again[market] = false;
         return;
     }
-    json_t *a = json_loadb(reply->str, reply->len, 0, NULL);
-    json_int_t processed = json_integer_value(json_object_get(a, "processed"));
-    bool more = json_is_true(json_object_get(a, "more"));
-    srv->metrics.allocations_made += json_array_size(json_object_get(a, "allocations"));
-    json_decref(a);
-    if (processed)
-        log_debug("msg=\"swept\" market=%s items=%lld", srv->catalog.markets[market].id,
-                  (long long)processed);
-    if (more && !srv->stopping)
+    srv->metrics.allocations_made += a.nobjects;
+    notify_kick(srv);
+    if ((a.more || sw->again[market]) && !srv->stopping)
         sweep_market(srv, market);
+    sw->again[market] = false;
 }
 
 static void sweep_market(struct server *srv, size_t market)
 {
-    struct sweep_call *sc = malloc(sizeof *sc);
-    json_t *op = json_pack("{s:i}", "limit", SWEEP_BATCH);
-    if (!sc || !op) {
-        free(sc);
-        json_decref(op);
+    struct sweeper *sw = &srv->sweeper;
+    if (sw->busy[market]) {
+        sw->again[market] = true;
         return;
     }
+    struct sweep_call *sc = malloc(sizeof *sc);
+    if (!sc)
+        return;
     *sc = (struct sweep_call){ srv, market };
-    struct cmd c;
-    cmd_init(&c);
-    int nkeys = market_command(srv, &srv->catalog.markets[market], REACH_ALL, NULL, NULL, op, &c);
-    json_decref(op);
-    srv->sweeps_in_flight++;
-    store_eval(&srv->store, SCRIPT_SWEEP, nkeys, &c, on_swept, sc);
+    struct market_call mc;
+    market_call_begin(srv, &mc, FN_SWEEP, market, NULL, REACH_ALL, NULL, 0);
+    cmd_addll(&mc.cmd, SWEEP_BATCH);
+    sw->busy[market] = true;
+    sw->in_flight++;
+    market_send(srv, &mc, on_swept, sc);
+}
+
+void sweeper_kick(struct server *srv, size_t market)
+{
+    if (srv->sweeper.busy && !srv->stopping && store_ready(&srv->store))
+        sweep_market(srv, market);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -69,24 +81,32 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct server *srv = arg;
-    if (srv->stopping || srv->sweeps_in_flight || !store_ready(&srv->store))
+    if (srv->stopping || !store_ready(&srv->store))
         return;
     for (size_t i = 0; i < srv->catalog.nmarkets; i++)
-        sweep_market(srv, i);
+        if (!srv->sweeper.busy[i])
+            sweep_market(srv, i);
 }
 
 int sweeper_start(struct server *srv)
 {
-    srv->sweep_timer = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
+    struct sweeper *sw = &srv->sweeper;
+    size_t n = srv->catalog.nmarkets ? srv->catalog.nmarkets : 1;
+    sw->busy = calloc(n, sizeof *sw->busy);
+    sw->again = calloc(n, sizeof *sw->again);
+    sw->timer = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
     struct timeval tv = { 1, 0 };
-    if (!srv->sweep_timer || event_add(srv->sweep_timer, &tv) != 0)
+    if (!sw->busy || !sw->again || !sw->timer || event_add(sw->timer, &tv) != 0)
         return -1;
     return 0;
 }
 
 void sweeper_stop(struct server *srv)
 {
-    if (srv->sweep_timer)
-        event_free(srv->sweep_timer);
-    srv->sweep_timer = NULL;
+    struct sweeper *sw = &srv->sweeper;
+    if (sw->timer)
+        event_free(sw->timer);
+    free(sw->busy);
+    free(sw->again);
+    memset(sw, 0, sizeof *sw);
 }

@@ -1,6 +1,7 @@
 /* validate.c — the declarative validator every handler uses for bodies and query strings.
  *
- * It checks presence, type, bounds and allowed values and runs each field's custom check,
+ * It reads a resource's field table (resource.h): presence, type, bounds and allowed values,
+ * then each field's custom check,
  * adding one {field, message} per fault. It never stops at the first fault: a client fixing
  * a request sees everything wrong with it at once. */
 #include "impactd/validate.h"
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "impactd/ids.h"
 #include "impactd/problem.h"
 #include "impactd/timeutil.h"
 
@@ -33,55 +35,53 @@ bool validate_text(const char *s)
     return true;
 }
 
-static bool bounded(const struct vfield *f) { return f->min != 0 || f->max != 0; }
+static bool bounded(const struct field *f) { return f->min != 0 || f->max != 0; }
 
-static const char *type_name(enum vtype t)
+static const char *type_name(enum ftype t)
 {
     switch (t) {
-    case V_STRING: case V_ENUM: case V_TIME: return "a string";
-    case V_INTEGER: return "an integer";
-    case V_NUMBER: return "a number";
-    case V_BOOL: return "a boolean";
-    case V_STRING_ARRAY: return "an array of strings";
+    case FT_INT: return "an integer";
+    case FT_NUMBER: return "a number";
+    case FT_BOOL: return "a boolean";
+    case FT_STRING_ARRAY: return "an array of strings";
+    default: return "a string";
     }
-    return "?";
 }
 
 /* Checks one present, non-null value; returns 1 when a fault was added. */
-static int validate_value(const json_t *v, const struct vfield *f, const void *ctx,
+static int validate_value(const json_t *v, const struct field *f, const void *ctx,
                           json_t *errors)
 {
     const char *name = f->name;
     switch (f->type) {
-    case V_STRING:
-    case V_ENUM:
-    case V_TIME: {
+    case FT_ID:
+    case FT_CREATED:
+    case FT_MARKET:
+    case FT_REF:
+    case FT_PRODUCT:
+    case FT_REGION:
+    case FT_STRING:
+    case FT_ENUM:
+    case FT_TIME: {
         if (!json_is_string(v))
             goto wrong_type;
         const char *s = json_string_value(v);
         if (!validate_text(s))
             return problem_errors_add(errors, name, "must not contain control characters"), 1;
-        if (f->type == V_STRING && bounded(f)) {
+        if (f->type == FT_STRING && bounded(f)) {
             size_t n = validate_utf8_length(s);
             if (n < (size_t)f->min || n > (size_t)f->max)
                 return problem_errors_add(errors, name, "must be %.0f to %.0f characters long",
                                           f->min, f->max), 1;
         }
-        if (f->type == V_ENUM) {
-            bool found = false;
-            for (const char *const *e = f->values; e && *e; e++)
-                found = found || strcmp(*e, s) == 0;
-            if (!found) {
-                char list[256] = "";
-                for (const char *const *e = f->values; e && *e; e++) {
-                    if (*list)
-                        strncat(list, ", ", sizeof list - strlen(list) - 1);
-                    strncat(list, *e, sizeof list - strlen(list) - 1);
-                }
-                return problem_errors_add(errors, name, "must be one of: %s", list), 1;
-            }
+        if (f->type == FT_ENUM && enum_code(f->enumtype, s) < 0) {
+            char list[256];
+            enum_list(f->enumtype, list, sizeof list);
+            return problem_errors_add(errors, name, "must be one of: %s", list), 1;
         }
-        if (f->type == V_TIME) {
+        if (f->type == FT_REF && f->ref && !id_valid(s, f->ref))
+            return problem_errors_add(errors, name, "must be an id that starts with %s", f->ref), 1;
+        if (f->type == FT_TIME) {
             int64_t ms;
             if (time_parse_rfc3339(s, &ms) != 0)
                 return problem_errors_add(errors, name,
@@ -89,7 +89,7 @@ static int validate_value(const json_t *v, const struct vfield *f, const void *c
         }
         break;
     }
-    case V_INTEGER:
+    case FT_INT:
         if (!json_is_integer(v))
             goto wrong_type;
         if (bounded(f)) {
@@ -99,7 +99,7 @@ static int validate_value(const json_t *v, const struct vfield *f, const void *c
                                           f->max), 1;
         }
         break;
-    case V_NUMBER:
+    case FT_NUMBER:
         if (!json_is_number(v))
             goto wrong_type;
         if (bounded(f)) {
@@ -109,11 +109,11 @@ static int validate_value(const json_t *v, const struct vfield *f, const void *c
                                           f->max), 1;
         }
         break;
-    case V_BOOL:
+    case FT_BOOL:
         if (!json_is_boolean(v))
             goto wrong_type;
         break;
-    case V_STRING_ARRAY: {
+    case FT_STRING_ARRAY: {
         if (!json_is_array(v))
             goto wrong_type;
         size_t n = json_array_size(v);
@@ -137,11 +137,11 @@ static int validate_value(const json_t *v, const struct vfield *f, const void *c
     return 0;
 wrong_type:
     problem_errors_add(errors, name, "must be %s%s", type_name(f->type),
-                       f->nullable ? " or null" : "");
+                       f->flags & F_NULLABLE ? " or null" : "");
     return 1;
 }
 
-int validate_object(json_t *obj, const struct vfield *fields, size_t nfields,
+int validate_object(json_t *obj, const struct field *fields, size_t nfields, unsigned mask,
                     const void *ctx, json_t *errors)
 {
     int faults = 0;
@@ -154,24 +154,28 @@ int validate_object(json_t *obj, const struct vfield *fields, size_t nfields,
     json_object_foreach(obj, key, v) {
         bool known = false;
         for (size_t i = 0; i < nfields && !known; i++)
-            known = strcmp(fields[i].name, key) == 0;
+            known = (fields[i].flags & mask) && strcmp(fields[i].name, key) == 0;
         if (!known) {
             problem_errors_add(errors, validate_text(key) ? key : "?", "is not a known field");
             faults++;
         }
     }
     for (size_t i = 0; i < nfields; i++) {
-        const struct vfield *f = &fields[i];
+        const struct field *f = &fields[i];
+        if (!(f->flags & mask))
+            continue;
         const json_t *val = json_object_get(obj, f->name);
         if (!val) {
-            if (f->required) {
+            if (mask == F_CREATE && (f->flags & F_REQUIRED)) {
                 problem_errors_add(errors, f->name, "is required");
                 faults++;
             }
             continue;
         }
         if (json_is_null(val)) {
-            if (!f->nullable) {
+            bool ok = (f->flags & F_NULLABLE) ||
+                      (mask == F_CREATE && (f->flags & F_NULL_DEFAULT) && !(f->flags & F_REQUIRED));
+            if (!ok) {
                 problem_errors_add(errors, f->name, "must not be null");
                 faults++;
             }

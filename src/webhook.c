@@ -83,17 +83,17 @@ static void schedule_cmd(struct server *srv, const struct attempt *a, const char
     store_key(&srv->store, &c, KEY_DUE);
     store_key(&srv->store, &c, KEY_DEAD);
     store_key(&srv->store, &c, KEY_DEADINFO);
-    cmd_addf(&c, "%s|%s", a->participant, a->msg_id);
     cmd_add(&c, action);
     cmd_addll(&c, at);
     cmd_add(&c, info ? info : "");
-    store_eval(&srv->store, SCRIPT_SCHEDULE, 3, &c, cb, arg);
+    cmd_addf(&c, "%s|%s", a->participant, a->msg_id);
+    store_fcall(&srv->store, FN_SCHEDULE, 3, &c, cb, arg);
 }
 
 static void on_outcome_written(void *arg, enum store_status st, redisReply *reply)
 {
     struct attempt *a = arg;
-    if (st != STORE_OK || reply_is_error(reply, NULL))
+    if (st != STORE_OK || store_reply_error(reply, NULL))
         log_warn("msg=\"webhook outcome not recorded; the lease will bring it back\" msg_id=%s",
                  a->msg_id);
     if (--a->pending == 0)
@@ -118,7 +118,7 @@ static void attempt_finish(struct attempt *a, const char *outcome, const char *e
     cmd_add(&c, outcome);
     cmd_add(&c, error ? error : "");
     cmd_addll(&c, now);
-    store_eval(&srv->store, SCRIPT_DELIVERY_DONE, 1, &c, on_outcome_written, a);
+    store_fcall(&srv->store, FN_DELIVERY_DONE, 1, &c, on_outcome_written, a);
     if (!strcmp(outcome, "retry")) {
         int64_t delay = srv->cfg.retry_schedule_ms[a->attempts + 1];
         int64_t jitter = delay / 10;
@@ -385,42 +385,44 @@ static int attempt_target(struct attempt *a, const char *url)
     return rc;
 }
 
+/* A string element of a reply, or NULL (nil, or another type). */
+static const char *element_str(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str
+                                                                         : NULL;
+}
+
+static long long element_int(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
+                                                                          : 0;
+}
+
+/* delivery_load answers {status, attempts, Unix s, type, url, secret, body}, or {}. */
 static void on_loaded(void *arg, enum store_status st, redisReply *reply)
 {
     struct attempt *a = arg;
     struct server *srv = a->srv;
     struct webhook *w = &srv->webhook;
-    json_t *l = NULL;
-    if (st != STORE_OK || reply->type != REDIS_REPLY_STRING ||
-        !(l = json_loadb(reply->str, reply->len, 0, NULL))) {
+    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
         attempt_free(a);        /* the lease brings it back */
         return;
     }
-    json_t *state = json_object_get(l, "state");
-    const char *status = json_string_value(json_object_get(state, "status"));
-    const char *url = json_string_value(json_object_get(l, "url"));
-    const char *secret = json_string_value(json_object_get(l, "secret"));
-    json_t *item = json_object_get(l, "item");
-    const char *body = NULL;
-    for (size_t i = 0; i + 1 < json_array_size(item); i += 2)
-        if (json_is_string(json_array_get(item, i)) &&
-            !strcmp(json_string_value(json_array_get(item, i)), "body"))
-            body = json_string_value(json_array_get(item, i + 1));
-    a->attempts = (int)json_integer_value(json_object_get(state, "attempts"));
-    a->msg_ts = (int64_t)json_integer_value(json_object_get(state, "ts"));
-    const char *type = json_string_value(json_object_get(state, "type"));
+    const char *status = element_str(reply, 0), *type = element_str(reply, 3);
+    const char *url = element_str(reply, 4), *secret = element_str(reply, 5);
+    const char *body = element_str(reply, 6);
+    a->attempts = (int)element_int(reply, 1);
+    a->msg_ts = element_int(reply, 2);
     a->type = type ? strdup(type) : NULL;
     bool usable = status && !strcmp(status, "pending") && url && secret && body &&
                   attempt_target(a, url) == 0;
     if (!usable) {
-        json_decref(l);
         a->pending = 1;     /* nothing to deliver: take it off the schedule */
         schedule_cmd(srv, a, "done", time_now_ms(), NULL, on_outcome_written, a);
         return;
     }
     a->secret = strdup(secret);
     a->body = strdup(body);
-    json_decref(l);
     intptr_t busy = (intptr_t)dict_get(&w->endpoints, a->endpoint);
     if (!a->secret || !a->body || busy >= srv->cfg.webhook_max_per_endpoint ||
         dict_set(&w->endpoints, a->endpoint, (void *)(busy + 1)) != 0) {
@@ -455,7 +457,7 @@ static void attempt_start(struct server *srv, const char *member)
     store_key(&srv->store, &c, KEY_MESSAGES, a->participant);
     store_key(&srv->store, &c, KEY_INBOX, a->participant);
     cmd_add(&c, a->msg_id);
-    store_eval(&srv->store, SCRIPT_DELIVERY_LOAD, 3, &c, on_loaded, a);
+    store_fcall(&srv->store, FN_DELIVERY_LOAD, 3, &c, on_loaded, a);
 }
 
 /* ---- claiming ---- */
@@ -490,7 +492,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     cmd_addll(&c, LEASE_MS);
     cmd_addll(&c, MAX_INFLIGHT - w->inflight < CLAIM_BATCH ? MAX_INFLIGHT - w->inflight
                                                              : CLAIM_BATCH);
-    store_eval(&srv->store, SCRIPT_DELIVERY_CLAIM, 1, &c, on_claimed, srv);
+    store_fcall(&srv->store, FN_DELIVERY_CLAIM, 1, &c, on_claimed, srv);
 }
 
 void webhook_kick(struct server *srv)

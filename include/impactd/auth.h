@@ -19,8 +19,9 @@
 #define TOKEN_HASH_HEX 65
 #define WEBHOOK_SECRET_LEN 56   /* "whsec_" + base64 of 32 bytes + NUL, rounded */
 
-struct server;
-struct req;
+struct event_base;
+struct store;
+struct config;
 
 struct principal {
     char participant_id[ID_MAX_LEN];
@@ -34,6 +35,8 @@ struct principal {
 struct auth {
     struct dict cache;          /* token id -> struct auth_entry * (owned) */
     struct event *sweep_timer;
+    struct store *store;        /* borrowed */
+    const struct config *cfg;   /* borrowed: rate_limit, auth_cache_ttl, admin_token */
 };
 
 enum auth_result {
@@ -44,12 +47,17 @@ enum auth_result {
     AUTH_STORE_DOWN,    /* 503 */
 };
 
-/* Called once with the outcome; on AUTH_OK, r->who is filled. retry_after_s for 429/503. */
-typedef void (*auth_done_cb)(struct req *r, enum auth_result result, int retry_after_s);
+/* Called once with the outcome: at once when the cache or the token's form settles it, else
+ * when Redis answers. `who` (AUTH_OK only) is valid during the call: copy it with
+ * principal_copy. retry_after_s for 429 and 503. */
+typedef void (*auth_cb)(void *arg, enum auth_result result, const struct principal *who,
+                        int retry_after_s);
 
-int auth_init(struct auth *a, struct server *srv) __attribute__((warn_unused_result));
+int auth_init(struct auth *a, struct event_base *base, struct store *store,
+              const struct config *cfg) __attribute__((warn_unused_result));
 void auth_free(struct auth *a);
-void auth_authenticate(struct req *r, const char *authorization, auth_done_cb done);
+/* Who presents `authorization` (the header's value, NULL when absent). */
+void auth_check(struct auth *a, const char *authorization, auth_cb cb, void *arg);
 /* Drops a token from this process's cache (after revocation). */
 void auth_forget(struct auth *a, const char *token_id);
 
@@ -62,6 +70,8 @@ void auth_webhook_secret_new(char secret[WEBHOOK_SECRET_LEN]);
 /* Extracts the token from "Bearer <token>" (scheme case-insensitive); NULL when malformed. */
 const char *auth_bearer(const char *authorization);
 void principal_clear(struct principal *p);
+/* *dst = *src, regions shared (a new reference). */
+void principal_copy(struct principal *dst, const struct principal *src);
 
 /* Token bucket: `rate` per second, burst `rate`. Returns 0 when allowed, else seconds to wait. */
 struct bucket { double tokens; int64_t at_us; };

@@ -14,6 +14,7 @@ enum product_category { CAT_RAW_MATERIAL = 0, CAT_PACKAGING, CAT_FINISHED_GOOD, 
 
 #define REGION_CODE_LEN 4
 #define CATALOG_MAX_NEIGHBOURS 16
+#define CATALOG_MAX_REGIONS 100
 
 /* A market: a product other than capacity, with the capacity products that serve it.
  * Matching happens within one market; its `code` ends every offer, need and allocation id. */
@@ -47,7 +48,6 @@ struct catalog {
     size_t nregions;
     struct market *markets;         /* owned */
     size_t nmarkets;
-    char *region_graph;             /* owned: "11=24.27;24=11;..." for the market scripts */
     json_t *products_json;          /* owned: array of product objects as served */
     json_t *regions_json;           /* owned: array of region objects as served */
 };

@@ -55,6 +55,8 @@ struct config {
     int64_t auth_cache_ttl_ms;
     int64_t backlog;
     int64_t events_retention;       /* entries kept per market event stream */
+    int64_t match_max_candidates;   /* per market function call */
+    int64_t match_max_allocations;  /* per market function call */
 };
 
 /* Fills every setting with its default. Cannot fail: defaults are checked by unit tests. */

@@ -1,5 +1,5 @@
 /* handlers.h — the request handlers the route table points at, grouped by the module that
- * implements them. A handler answers exactly once through http_reply_*. */
+ * implements them. A handler answers exactly once (reply.h, stream.h). */
 #ifndef IMPACTD_HANDLERS_H
 #define IMPACTD_HANDLERS_H
 
@@ -25,7 +25,7 @@ void participants_me(struct req *r);
 void participants_issue_token(struct req *r);
 void participants_revoke_token(struct req *r);
 
-/* items.c */
+/* offers.c, needs.c (through engine.c) */
 void offers_create(struct req *r);
 void offers_list(struct req *r);
 void offers_get(struct req *r);

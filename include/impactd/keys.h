@@ -12,20 +12,27 @@
 
 
 
-/* Markets (docs/matching.md): every key of one market shares the tag {m:<market id>}.
- * KEY_MARKET takes the market id and one of the suffixes below. */
+/* Markets (docs/matching.md, src/scripts/market.lua): every key of one market shares the
+ * tag {m:<market id>}. KEY_MARKET takes the market id and one of the suffixes below; the
+ * first MARKET_FIXED_KEYS are passed, in this order, to every market function. */
 #define KEY_MARKET             "m:{%s}:%s"
-#define MKEY_OFFERS            "offers"      /* hash: offer id -> record */
-#define MKEY_NEEDS             "needs"       /* hash: need id -> record */
-#define MKEY_ALLOCS            "allocs"      /* hash: allocation id -> record */
-#define MKEY_OWN               "own"         /* zset (lex): "<participant>:<id>" */
-#define MKEY_ALL               "all"         /* zset (lex): "<id>" */
+#define MKEY_RECORDS           "rec"         /* hash: id -> record (MessagePack) */
+#define MKEY_LOG_OFFERS        "log:o"       /* stream: offers in creation order */
+#define MKEY_LOG_NEEDS         "log:n"       /* stream: needs in creation order */
+#define MKEY_LOG_ALLOCS        "log:a"       /* stream: allocations in creation order */
+#define MKEY_ALLOC_OWNERS      "aown"        /* zset (lex): "<participant>:<allocation id>" */
 #define MKEY_EXCL              "excl"        /* set: "<need id>:<offer id>" never again */
 #define MKEY_AGG               "agg"         /* hash: "<region>|<product>|<column>" -> sum */
 #define MKEY_EVENTS            "events"      /* stream: every change */
-#define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>" by due ms */
+#define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>", "m:<id>" by ms */
+#define MKEY_WALK              "walk"        /* hash: id -> where a bounded walk stopped */
+#define MARKET_FIXED_KEYS      10
+#define MKEY_OWN               "own:%s"      /* list: a participant's offers and needs */
 #define MKEY_OFFER_INDEX       "oi:%s:%s"    /* zset: open offers of a region and scope */
 #define MKEY_NEED_INDEX        "ni:%s"       /* zset: open needs of a region */
+
+/* The stock feed's version: every change to the aggregates bumps it (src/market.c). */
+#define KEY_FEED_VERSION       "feed:{version}"
 
 /* Notifications (docs/notifications.md): a participant's inbox and message states share its
  * tag; the delivery schedule is one slot of its own. */

@@ -1,38 +1,51 @@
-/* market.h — calling the market scripts (src/scripts/market_lib.lua and the scripts that
- * require it): which keys a call passes, the arguments every call carries, and reading
- * their answers. One market is one Redis Cluster slot; see docs/ARCHITECTURE.md. */
+/* market.h — calling the market functions (src/scripts/market.lua and the files after it):
+ * which keys a call passes, the arguments every call carries, and reading the answers.
+ * One market is one Redis Cluster slot; see docs/ARCHITECTURE.md. This module answers no
+ * HTTP request: the engine (engine.c) and the sweeper decide what an answer means. */
 #ifndef IMPACTD_MARKET_H
 #define IMPACTD_MARKET_H
 
-#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
-#include "catalog.h"
-#include "http.h"
+#include "calls.h"
 #include "store.h"
 
 struct server;
 
-/* Which index keys a call may touch. Creating a need reaches the offers of its tiers;
- * creating an offer the needs its scope reaches; anything else may rematch any need of the
- * market, so it gets every index key. */
-enum market_reach { REACH_ALL, REACH_FOR_NEED, REACH_FOR_OFFER };
+/* Which index keys a call passes (match.lua, "layouts"): a need being created reaches the
+ * offers of its tiers; an offer being created the needs its scope reaches; anything else may
+ * match any item of the market again, so it gets every index key. */
+enum market_reach { REACH_ALL, REACH_NEED, REACH_OFFER };
 
-/* Appends the market's keys (the 9 fixed ones, then the index keys) and the common
- * arguments, then the operation (JSON, not stolen). Returns the number of keys. */
-int market_command(const struct server *srv, const struct market *m, enum market_reach reach,
-                   const char *region, const char *scope, const json_t *op, struct cmd *c);
+struct market_call {
+    struct cmd cmd;
+    int nkeys;
+    enum store_fn fn;
+    size_t market;
+};
 
-/* Runs a market script for a request. */
-void market_eval(struct req *r, enum script_id script, const struct market *m,
-                 enum market_reach reach, const char *region, const char *scope,
-                 const json_t *op, req_store_cb cb);
+/* Starts a call: the fixed keys, `own` (a participant's list; NULL: none), the index keys of
+ * `reach` (region and scope: the item's own, for REACH_NEED and REACH_OFFER), then the
+ * arguments every market function takes. The caller appends the function's own. */
+void market_call_begin(const struct server *srv, struct market_call *mc, enum store_fn fn,
+                       size_t market, const char *own, enum market_reach reach,
+                       const char *region, int scope);
+/* Sends it on behalf of a request, or of the daemon itself. Every call but a list also bumps
+ * the stock feed's version, right behind it on the same connection. */
+void market_req(struct req *r, struct market_call *mc, req_store_cb cb);
+void market_send(struct server *srv, struct market_call *mc, store_cb cb, void *arg);
 
-/* Reads a market script's answer. Returns the parsed object (caller owns it), or NULL after
- * having answered the request: 503/500 for store failures, 404/403/409 for the script's
- * {error} answers. */
-json_t *market_answer(struct req *r, enum store_status st, const redisReply *reply);
-
-/* The market of a product id, or NULL. */
-const struct market *market_of_product(const struct server *srv, const char *product);
+/* A market function's answer: {'ok', flags, id, record, ...} or {code, detail}. */
+struct market_answer {
+    const char *error;              /* NULL, or "not_found" | "forbidden" | "conflict" */
+    const char *detail;
+    bool more;                      /* matching goes on in a later call */
+    size_t nobjects;                /* id/record pairs: the main object, then allocations */
+    redisReply *const *objects;     /* objects[2i] id, objects[2i + 1] record */
+};
+/* 0, or -1 when the reply is not a market answer. */
+int market_answer_read(const redisReply *reply, struct market_answer *a)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -39,6 +39,7 @@ struct metrics {
     uint64_t webhooks_delivered;
     uint64_t webhooks_retried;              /* failed attempts with another one to come */
     uint64_t webhooks_dead;                 /* dead-lettered after the last attempt */
+    uint64_t messages_created;              /* notification messages stored (notify.c) */
     struct histogram webhook_latency;       /* one attempt, connect to answer */
     int64_t inflight;                       /* requests not yet answered */
     int64_t started_ms;

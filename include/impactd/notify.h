@@ -2,8 +2,8 @@
  *
  * notify.c reads every market's event stream in the consumer group "notify" shared by all
  * impactd processes, turns each event into one message per party concerned (inbox item +
- * delivery state, signed v1a), schedules webhook deliveries, and acknowledges the event only
- * then. Entries a dead consumer left pending are claimed with XAUTOCLAIM after 15 s.
+ * delivery state), schedules webhook deliveries, and acknowledges the event only then; a
+ * read's events are handled as one batch. Entries a dead consumer left pending are claimed with XAUTOCLAIM after 15 s.
  * Delivery itself is webhook.c. */
 #ifndef IMPACTD_NOTIFY_H
 #define IMPACTD_NOTIFY_H
@@ -22,7 +22,6 @@ struct notify {
     uint64_t groups_generation;     /* store generation the groups were created for */
     unsigned groups_pending;
     bool *reading;                  /* per market: a read is in flight (owned) */
-    uint64_t messages_created;
 };
 
 int notify_start(struct server *srv) __attribute__((warn_unused_result));

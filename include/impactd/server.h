@@ -10,11 +10,14 @@
 #include "auth.h"
 #include "catalog.h"
 #include "config.h"
+#include "feeds.h"
 #include "http.h"
 #include "metrics.h"
 #include "notify.h"
+#include "router.h"
 #include "signing.h"
 #include "store.h"
+#include "sweeper.h"
 #include "webhook.h"
 
 struct event_base;
@@ -24,6 +27,7 @@ struct server {
     struct event_base *base;
     struct config cfg;
     struct catalog catalog;
+    struct store_library library;   /* the Redis function library (library.c) */
     struct store store;
     struct metrics metrics;
     struct auth auth;
@@ -31,14 +35,16 @@ struct server {
     struct signing signing;         /* the platform's Ed25519 keys; keys[0] signs */
     struct notify notify;
     struct webhook webhook;
+    struct sweeper sweeper;
+    struct feeds feeds;
+    char *openapi;                  /* the OpenAPI document served (schema.c), owned */
+    size_t openapi_len;
     struct event *sig_hup;          /* reloads the signing keys */
     const struct route *routes;     /* the route table (routes.c) */
     size_t nroutes;
     struct event *sig_term;
     struct event *sig_int;
     struct event *drain_timer;
-    struct event *sweep_timer;      /* sweeper.c: lapse and expiry, every second */
-    unsigned sweeps_in_flight;
     bool stopping;
     int64_t stop_deadline_us;
 };
@@ -48,11 +54,4 @@ int server_init(struct server *srv, char *err, size_t errlen) __attribute__((war
 /* Runs the loop until a signal has drained the server. Returns the exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
-/* sweeper.c: starts the periodic lapse/expiry sweep of every market. */
-int sweeper_start(struct server *srv) __attribute__((warn_unused_result));
-void sweeper_stop(struct server *srv);
-
-/* Called by http.c when a request is freed, so a drain can finish. */
-void server_request_done(struct server *srv);
-
 #endif

@@ -1,10 +1,14 @@
 /* store.h — the only code that talks to Redis.
  *
  * One hiredis async context on the server's event base. It connects by TCP or unix socket,
- * selects the database, loads every embedded Lua script, and reconnects with backoff when
- * Redis goes away. Each call has its own timeout timer (hiredis 0.14 has none) and its
- * callback runs exactly once: with the reply, or with STORE_DOWN / STORE_TIMEOUT and a NULL
- * reply. The reply is owned by hiredis and valid only during the callback.
+ * authenticates, selects the database, makes sure impactd's function library (library.h) is
+ * loaded, and reconnects with backoff when Redis goes away. Every call's callback runs exactly
+ * once, never before the call returns: with the reply, or with STORE_DOWN / STORE_TIMEOUT and
+ * a NULL reply. The reply is owned by hiredis and valid only during the callback.
+ *
+ * Commands are built as RESP text in one growing buffer (struct cmd): no allocation per
+ * argument, nothing for hiredis to format. Timeouts: replies come back in the order calls were
+ * sent, so one timer per connection, armed for the oldest call still waiting, times them all.
  * This module knows nothing of HTTP or of the domain. */
 #ifndef IMPACTD_STORE_H
 #define IMPACTD_STORE_H
@@ -12,14 +16,16 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
-#include "scripts_gen.h"
+#include "functions_gen.h"
 
 struct event_base;
 struct event;
 struct metrics;
+struct store_call;
 
 enum store_status {
     STORE_OK = 0,       /* a reply (possibly a Redis error reply: check reply->type) */
@@ -29,59 +35,85 @@ enum store_status {
 
 typedef void (*store_cb)(void *arg, enum store_status status, redisReply *reply);
 
-#define CMD_MAX_ARGS 128
+#define CMD_HEAD_ROOM 160   /* bytes kept in front of the arguments for the RESP header */
 
-/* An argument vector under construction; every argument is an owned copy. */
+/* A command under construction: its arguments as RESP bulk strings, back to back, after
+ * CMD_HEAD_ROOM bytes where the store writes the header ("*<argc>", and for FCALL the
+ * function name and key count) when it is sent. Owned by its builder until store_* takes it. */
 struct cmd {
+    char *buf;
+    size_t len;         /* bytes used, head room included */
+    size_t cap;
     int argc;
-    char *argv[CMD_MAX_ARGS];
-    size_t len[CMD_MAX_ARGS];
-    bool failed;        /* out of memory or too many args: store_* then fail the call */
+    bool failed;        /* out of memory: store_* then fails the call with STORE_DOWN */
 };
 
 void cmd_init(struct cmd *c);
-void cmd_add(struct cmd *c, const char *s);
 void cmd_addn(struct cmd *c, const char *s, size_t n);
+void cmd_add(struct cmd *c, const char *s);
 void cmd_addf(struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_addll(struct cmd *c, long long v);
+/* Appends the key prefix + the formatted name as one argument. */
+void cmd_key(struct cmd *c, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void cmd_free(struct cmd *c);
+
+/* The function library every impactd of one build and catalogue shares (library.c). */
+struct store_library {
+    char *name;                         /* "impactd_<hash>", owned */
+    char *code;                         /* the whole library, "#!lua name=..." first, owned */
+    size_t code_len;
+    char fn[FN_COUNT_][96];             /* "<name>_<function>" */
+};
 
 struct store {
     struct event_base *base;
     const struct config *cfg;
     struct metrics *metrics;
+    const struct store_library *lib;
     redisAsyncContext *ac;          /* NULL while disconnected */
-    bool ready;                     /* connected, database selected, scripts loaded */
+    bool ready;                     /* connected, set up, library loaded */
     bool closing;
     int64_t backoff_ms;
     struct event *reconnect_timer;
+    struct event *connect_timer;    /* gives up a connection attempt that hangs */
+    struct event *timeout_timer;    /* armed for the oldest call still waiting */
+    struct event *deferred_timer;   /* reports calls that could not be sent, from the loop */
     unsigned pending_setup;         /* setup replies still awaited */
     uint64_t generation;            /* bumped on each connect, to ignore stale setup replies */
-    struct event *connect_timer;    /* gives up a connection attempt that hangs */
     int64_t last_reply_us;          /* when Redis last answered anything */
+    struct store_call *head, *tail; /* calls sent, in order (hiredis answers in this order) */
+    struct store_call *waiting;     /* the oldest of them whose timeout has not fired */
+    struct store_call *deferred;    /* calls never sent, to fail from the loop */
+    struct store_call *spare;       /* freed calls, kept for reuse */
+    unsigned nspare;
+    char redis_where[300];          /* host:port/db or the socket path: never credentials */
 };
 
 int store_init(struct store *st, struct event_base *base, const struct config *cfg,
-               struct metrics *metrics) __attribute__((warn_unused_result));
+               struct metrics *metrics, const struct store_library *lib)
+    __attribute__((warn_unused_result));
 void store_start(struct store *st);
-/* Disconnects; pending calls get STORE_DOWN. */
+/* Disconnects; pending calls get STORE_DOWN. Frees everything store_init made. */
 void store_close(struct store *st);
 bool store_ready(const struct store *st);
 
-/* Sends the command in c (consumed: c is reset). cb runs exactly once, never before return. */
+/* Sends the command in c (consumed: c is reset). */
 void store_send(struct store *st, struct cmd *c, store_cb cb, void *arg);
-/* EVALSHA of an embedded script, EVAL on NOSCRIPT. c holds the keys then the arguments. */
-void store_eval(struct store *st, enum script_id script, int nkeys, struct cmd *c, store_cb cb,
-                void *arg);
+/* FCALL of one of the library's functions: c holds its nkeys keys, then its arguments.
+ * A library Redis lost (FUNCTION FLUSH) is loaded again and the call resent once. */
+void store_fcall(struct store *st, enum store_fn fn, int nkeys, struct cmd *c, store_cb cb,
+                 void *arg);
 
-/* Builds a key: prefix + formatted name, appended to c. */
+/* Builds a key: the configured prefix + formatted name, appended to c. */
 void store_key(const struct store *st, struct cmd *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Helpers to read replies. */
-const char *reply_hash_get(const redisReply *r, const char *field); /* HGETALL-shaped reply */
-bool reply_is_error(const redisReply *r, const char *prefix);
-/* The value of `name` in a stream entry's field list [field, value, ...]; NULL if absent. */
-const char *reply_entry_field(const redisReply *fields, const char *name);
+const char *store_reply_field(const redisReply *r, const char *field); /* HGETALL-shaped reply */
+bool store_reply_error(const redisReply *r, const char *prefix);
+/* The value of `name` in a stream entry's field list [field, value, ...]; NULL if absent.
+ * *len, when given, receives its length (values may hold NUL bytes). */
+const char *store_entry_field(const redisReply *fields, const char *name, size_t *len);
 
 #endif

@@ -1,8 +1,9 @@
 /* validate.h — one declarative validator for JSON request bodies and query strings.
  *
- * A handler declares its fields (name, type, bounds, allowed values, a custom check) in a
- * table; validate_object checks a body against it and collects one {field, message} per
- * fault, so the caller answers one 422 listing them all. Unknown fields are faults too. */
+ * Bodies are checked against a resource's field table (resource.h): the fields a create or a
+ * PATCH body may carry, their types, bounds, allowed values and custom checks. Every fault is
+ * collected as one {field, message}, so the caller answers one 422 listing them all. Unknown
+ * fields are faults too. */
 #ifndef IMPACTD_VALIDATE_H
 #define IMPACTD_VALIDATE_H
 
@@ -10,31 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum vtype {
-    V_STRING,       /* min/max bound the length in characters (UTF-8 code points) */
-    V_INTEGER,      /* min/max bound the value */
-    V_NUMBER,       /* integer or real; min/max bound the value */
-    V_BOOL,
-    V_ENUM,         /* a string among `values` */
-    V_TIME,         /* RFC 3339 date-time string */
-    V_STRING_ARRAY, /* array of strings; min/max bound the item count */
-};
+#include "resource.h"
 
-/* A custom check: returns NULL when fine, else a message (static string). */
-typedef const char *(*vcheck)(const json_t *value, const void *ctx);
-
-struct vfield {
-    const char *name;
-    enum vtype type;
-    bool required;
-    bool nullable;
-    double min, max;                /* both 0: unbounded */
-    const char *const *values;      /* V_ENUM: NULL-terminated */
-    vcheck check;                   /* run on non-null values after the type check */
-};
-
-/* Returns the number of faults added to errors (0 when the body is valid). */
-int validate_object(json_t *obj, const struct vfield *fields, size_t nfields,
+/* Checks obj against the fields whose flags include `mask` (F_CREATE or F_PATCH): with
+ * F_CREATE, F_REQUIRED fields must be present. Returns the number of faults added. */
+int validate_object(json_t *obj, const struct field *fields, size_t nfields, unsigned mask,
                     const void *ctx, json_t *errors);
 
 /* Parses a decimal query parameter within bounds; NULL text gives `dflt`. */

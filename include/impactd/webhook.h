@@ -31,7 +31,6 @@ struct webhook {
     struct evhttp_connection **spent;   /* finished connections, freed at the next tick */
     size_t nspent, capspent;
     bool claiming;
-    uint64_t delivered, retried, dead;
 };
 
 int webhook_start(struct server *srv, char *err, size_t errlen)

@@ -1,19 +1,62 @@
--- requires: market_lib.lua
--- sweep.lua — lapse proposed allocations and expire offers and needs whose time has come.
--- Any number of daemons may run it at once: each item is checked again before it changes.
--- OP: {limit}
--- Answers {processed, more, allocations}.
-local due = redis.call('ZRANGE', K_DUE, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, OP.limit)
-for _, member in ipairs(due) do
-  redis.call('ZREM', K_DUE, member)
-  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
-  if kind == 'l' then
-    local a = get(K_ALLOCS, id)
-    if a and a.status == 'proposed' and a.lapse_at and a.lapse_at <= NOW then
-      alloc_apply(a, 'lapse')
-    end
+-- sweep.lua — what comes due in a market: proposed allocations whose lapse delay has passed
+-- ("l:"), offers and needs whose expires_at has come ("x:"), and bounded walks to go on
+-- ("m:"). Any number of daemons may sweep at once: each item is checked again before it
+-- changes, and each due member is taken by one call only.
+
+local function expire_item(id)
+  local k = KIND[string.sub(id, 1, 4)]
+  local rec = k and load(id)
+  if not rec then return end
+  local P = k.P
+  if not rec[P.expires_at] or rec[P.expires_at] > NOW or not k.live[rec[P.status]] then
+    return
+  end
+  rec[P.status], rec[P.remaining], rec[P.updated_at] = k.S.expired, 0, NOW
+  touch(id, rec)
+  emit(k.name .. '.expired', id, rec)
+end
+
+local function go_on(id, L)
+  local rec = load(id)
+  local from = saved_walk(id)
+  if not rec then
+    forget_walk(id, from ~= nil)
+  elseif string.sub(id, 1, 4) == 'off_' then
+    match_offer(id, rec, L.offer_tiers(rec[O.region], rec[O.delivery_scope]), from)
   else
-    expire_item(id)
+    match_need(id, rec, L.need_tiers(rec[N.region]), from)
   end
 end
-return answer({ processed = #due, more = #due == OP.limit })
+
+-- KEYS: the fixed market keys, then the all layout.
+-- ARGV: 1 the most due members to take.
+-- Answers {'ok', flags, made...}: flags 'more' when more may be due now.
+register('sweep', function(keys, args)
+  begin(keys, args)
+  local L = layout_all(FIXED_KEYS + 1)
+  local limit = tonumber(arg(1))
+  local due = redis.call('ZRANGE', K_DUE, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
+  local taken = 0
+  for _, member in ipairs(due) do
+    local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+    if not budget_left() then
+      more = true
+      break
+    end
+    redis.call('ZREM', K_DUE, member)
+    taken = taken + 1
+    if kind == 'l' then
+      local a = load(id)
+      if a and a[A.status] == ALLOCATION_STATUS.proposed and a[A.lapse_at] and
+         a[A.lapse_at] <= NOW then
+        transition(id, a, ACTIONS.lapse, L)
+      end
+    elseif kind == 'x' then
+      expire_item(id)
+    elseif kind == 'm' then
+      go_on(id, L)
+    end
+  end
+  if #due == limit then more = true end
+  return answer(nil)
+end)

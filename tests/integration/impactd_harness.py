@@ -39,6 +39,8 @@ REPO = HERE.parents[1]
 IMPACTD_BIN = Path(os.environ.get("IMPACTD_BIN") or REPO / "build" / "impactd")
 CONFIG_FILE = Path(os.environ.get("IMPACTD_TEST_CONFIG") or REPO / "config" / "impactd.conf")
 CATALOG_DIR = REPO / "config"
+# The document the daemon serves: src/openapi.json with the resource schemas written in from
+# the descriptors (src/schema.c); `impactd openapi` prints it.
 OPENAPI_FILE = REPO / "src" / "openapi.json"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -549,16 +551,17 @@ class _OpenApi:
         if self.loaded:
             return self.doc
         self.loaded = True
-        if not OPENAPI_FILE.exists():
-            self.missing_reason = f"{OPENAPI_FILE} does not exist: OpenAPI validation skipped"
+        if not IMPACTD_BIN.exists():
+            self.missing_reason = f"{IMPACTD_BIN} does not exist: OpenAPI validation skipped"
             return None
         try:
             import jsonschema  # noqa: F401
         except ImportError:
             self.missing_reason = "python3-jsonschema is not installed: OpenAPI validation skipped"
             return None
-        with open(OPENAPI_FILE, encoding="utf-8") as f:
-            self.doc = json.load(f)
+        out = subprocess.run([str(IMPACTD_BIN), "openapi"], capture_output=True, timeout=30,
+                             check=True)
+        self.doc = json.loads(out.stdout)
         for tpl in self.doc.get("paths", {}):
             rx = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(tpl)) + "$"
             self._templates.append((re.compile(rx), tpl))

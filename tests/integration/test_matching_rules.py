@@ -10,10 +10,12 @@ neither "11" nor "24": national tier), "04" La Réunion (overseas), "94" Corse (
 """
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
+import impactd_harness as h
 from model import World, at, iso, parse_ts, pipelined_posts, utcnow
 
 GEL = "hydroalcoholic-gel"
@@ -460,19 +462,50 @@ def test_age_is_creation_order_even_within_one_millisecond(w):
         f"served needs #{[needs.index(a['need_id']) for a in allocs]}"
 
 
-def test_one_offer_serves_more_than_1024_needs_at_once(w):
+def test_one_offer_serves_more_than_1024_needs_bounded_per_call(w):
     """Matching goes on until the driving object's remaining is 0 or no candidate is left
-    (docs/matching.md, "Order"), however many allocations that takes."""
+    (docs/matching.md, "Order"), however many allocations that takes — but one call makes at
+    most match_max_allocations (128 by default) and the rest goes on in later calls through
+    the sweeper, so no request holds Redis for long: the answer carries the first 128, and
+    the other 972 follow within moments, best candidates first, each need exactly once."""
     hosp = w.hospital("11")
     answers = pipelined_posts(w.daemon, hosp.token, "/v1/needs",
                               [{"product": GEL, "quantity": 1, "urgency": "routine"}] * 1100)
     assert all(s == 201 for s, _ in answers), [a for a in answers if a[0] != 201][:2]
+    needs = [b["need"]["id"] for _, b in answers]
     offer, allocs = w.manufacturer("11").offer(GEL, 1100)
-    assert len(allocs) == 1100, f"{len(allocs)} allocations made for 1100 open needs"
-    assert len({a["id"] for a in allocs}) == 1100
-    got = w.offer(offer["id"])
+    assert len(allocs) == 128, f"{len(allocs)} allocations in the answer (one call's share)"
+    assert [a["need_id"] for a in allocs] == needs[:128], "not the oldest needs first"
+    deadline = time.monotonic() + 10 * h.SLOW
+    while time.monotonic() < deadline:
+        got = w.offer(offer["id"])
+        if got["remaining"] == 0:
+            break
+        time.sleep(0.05)
     assert (got["remaining"], got["allocated"], got["status"]) == (0, 1100, "depleted"), got
     assert hosp.list_all("/v1/needs", {"status": "open"}) == []
+    listed = w.allocations(offer_id=offer["id"])
+    assert sorted(a["need_id"] for a in listed) == sorted(needs), "a need served twice or not at all"
+
+
+def test_min_lot_walk_is_bounded_and_goes_on_later(w):
+    """A need facing many offers that cannot serve it (min_lot above what it needs) examines
+    at most match_max_candidates of them per call; the walk goes on from where it stopped in
+    later calls, so the one offer that can serve it, behind all of them, still does."""
+    d = w.daemon
+    m = w.manufacturer("11")
+    bodies = [{"product": GEL, "quantity": 100, "min_lot": 50, "delivery_scope": "region",
+               "ready_at": "2030-01-01T00:00:00Z"}] * 600
+    answers = pipelined_posts(d, m.token, "/v1/offers", bodies)
+    assert all(s == 201 for s, _ in answers)
+    late, _ = w.manufacturer("11").offer(GEL, 5, ready_at="2031-01-01T00:00:00Z")
+    need, allocs = w.hospital("11").need(GEL, 5, "stat")
+    assert allocs == [], "600 candidates examined in one call"
+    deadline = time.monotonic() + 10 * h.SLOW
+    while time.monotonic() < deadline and not w.allocations(need_id=need["id"]):
+        time.sleep(0.05)
+    listed = w.allocations(need_id=need["id"])
+    assert [(a["offer_id"], a["quantity"]) for a in listed] == [(late["id"], 5)], listed
 
 
 def test_far_future_needed_by_and_ready_at_still_match(w):

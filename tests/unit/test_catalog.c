@@ -181,14 +181,6 @@ static void test_market_of_id_reads_the_last_four_chars(void **state)
     assert_null(catalog_market_of_id(cat, ""));
 }
 
-static void test_region_graph_lists_neighbours(void **state)
-{
-    const struct catalog *cat = *state;
-    assert_non_null(cat->region_graph);
-    assert_non_null(strstr(cat->region_graph, "11=24.27.28.32.44;"));
-    assert_non_null(strstr(cat->region_graph, "94="));
-    assert_memory_equal(cat->region_graph, "01=;02=;", 8);
-}
 
 static void test_missing_catalog_dir_names_the_file(void **state)
 {
@@ -280,21 +272,6 @@ static void test_market_codes_do_not_depend_on_order(void **state)
     assert_string_equal(codes[0], codes[1]);
 }
 
-static void test_region_graph_format(void **state)
-{
-    (void)state;
-    struct catalog cat;
-    memset(&cat, 0, sizeof cat);
-    char err[512] = "";
-    int rc = catalog_load_regions(&cat, "{\"regions\": [" REG("11", "false", "\"24\", \"27\"") ", "
-                                  REG("24", "false", "\"11\"") ", " REG("27", "false", "\"11\"")
-                                  ", " REG("01", "true", "") "]}", BAD_NAME, err, sizeof err);
-    if (rc != 0)
-        fail_msg("%s", err);
-    assert_non_null(cat.region_graph);
-    assert_string_equal(cat.region_graph, "11=24.27;24=11;27=11;01=");
-    catalog_free(&cat);
-}
 
 static void test_invalid_json_refused(void **state)
 {
@@ -407,13 +384,11 @@ int main(void)
         cmocka_unit_test(test_one_market_per_non_capacity_product),
         cmocka_unit_test(test_capacity_shares_the_market_it_serves),
         cmocka_unit_test(test_market_of_id_reads_the_last_four_chars),
-        cmocka_unit_test(test_region_graph_lists_neighbours),
     };
     const struct CMUnitTest texts[] = {
         cmocka_unit_test(test_missing_catalog_dir_names_the_file),
         cmocka_unit_test(test_small_valid_texts_load),
         cmocka_unit_test(test_market_codes_do_not_depend_on_order),
-        cmocka_unit_test(test_region_graph_format),
         cmocka_unit_test(test_invalid_json_refused),
         cmocka_unit_test(test_unknown_category_refused),
         cmocka_unit_test(test_bad_unit_refused),

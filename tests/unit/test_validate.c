@@ -14,7 +14,8 @@
 
 #include "impactd/validate.h"
 
-static const char *const COLOURS[] = { "red", "green", NULL };
+static const char *const COLOUR_VALUES[] = { "red", "green", NULL };
+static const struct enumtype COLOURS = { "Colour", "COLOUR", COLOUR_VALUES, NULL };
 
 /* ctx points at an int: the value "even" must also stay below it. */
 static const char *check_even(const json_t *value, const void *ctx)
@@ -27,15 +28,19 @@ static const char *check_even(const json_t *value, const void *ctx)
     return NULL;
 }
 
-static const struct vfield FIELDS[] = {
-    { "name", V_STRING, true, false, 1, 5, NULL, NULL },
-    { "count", V_INTEGER, false, false, 0, 100, NULL, NULL },
-    { "ratio", V_NUMBER, false, false, 0, 1, NULL, NULL },
-    { "active", V_BOOL, false, false, 0, 0, NULL, NULL },
-    { "colour", V_ENUM, false, false, 0, 0, COLOURS, NULL },
-    { "at", V_TIME, false, true, 0, 0, NULL, NULL },
-    { "tags", V_STRING_ARRAY, false, false, 0, 3, NULL, NULL },
-    { "even", V_INTEGER, false, false, 0, 0, NULL, check_even },
+#define IN (F_CREATE | F_OUT)
+static const struct field FIELDS[] = {
+    { "name", 1, FT_STRING, IN | F_REQUIRED, 1, 5 },
+    { "count", 2, FT_INT, IN, 0, 100 },
+    { "ratio", 3, FT_NUMBER, IN, 0, 1 },
+    { "active", 4, FT_BOOL, IN },
+    { "colour", 5, FT_ENUM, IN, .enumtype = &COLOURS },
+    { "at", 6, FT_TIME, IN | F_NULLABLE },
+    { "tags", 7, FT_STRING_ARRAY, IN, 0, 3 },
+    { "even", 8, FT_INT, IN, .check = check_even },
+    { "ref", 9, FT_REF, IN, .ref = "prt_" },
+    { "shown", 10, FT_INT, F_OUT },             /* not in bodies: unknown to the validator */
+    { "later", 11, FT_INT, IN | F_NULL_DEFAULT },
 };
 #define NFIELDS (sizeof FIELDS / sizeof FIELDS[0])
 
@@ -48,7 +53,7 @@ static json_t *run_ctx(const char *body, const void *ctx, int *faults)
         fail_msg("test body does not parse: %s: %s", body, je.text);
     json_t *errors = json_array();
     assert_non_null(errors);
-    *faults = validate_object(obj, FIELDS, NFIELDS, ctx, errors);
+    *faults = validate_object(obj, FIELDS, NFIELDS, F_CREATE, ctx, errors);
     json_decref(obj);
     assert_int_equal(json_array_size(errors), (size_t)*faults);
     return errors;
@@ -263,8 +268,55 @@ static void test_non_object_body_is_one_fault(void **state)
     assert_one_fault("[1, 2]", "", "must be a JSON object");
     assert_one_fault("\"name\"", "", "must be a JSON object");
     json_t *errors = json_array();
-    assert_int_equal(validate_object(NULL, FIELDS, NFIELDS, NULL, errors), 1);
+    assert_int_equal(validate_object(NULL, FIELDS, NFIELDS, F_CREATE, NULL, errors), 1);
     assert_int_equal(json_array_size(errors), 1);
+    json_decref(errors);
+}
+
+/* ---- what the descriptor's flags say ---- */
+
+static void test_output_only_field_is_unknown_in_a_body(void **state)
+{
+    (void)state;
+    assert_one_fault("{\"name\": \"a\", \"shown\": 1}", "shown", "is not a known field");
+}
+
+static void test_null_default_accepted_on_create(void **state)
+{
+    (void)state;
+    int n;
+    json_t *errors = run("{\"name\": \"a\", \"later\": null}", &n);
+    assert_int_equal(n, 0);
+    json_decref(errors);
+    assert_one_fault("{\"name\": \"a\", \"later\": \"x\"}", "later", "must be an integer");
+}
+
+static void test_ref_needs_its_prefix(void **state)
+{
+    (void)state;
+    assert_one_fault("{\"name\": \"a\", \"ref\": \"tok_abc\"}", "ref", "starts with prt_");
+    int n;
+    json_t *errors = run("{\"name\": \"a\", \"ref\": \"prt_abc\"}", &n);
+    assert_int_equal(n, 0);
+    json_decref(errors);
+}
+
+/* A PATCH mask: only F_PATCH fields are known, and nothing is required. */
+static void test_patch_mask_knows_only_patch_fields(void **state)
+{
+    (void)state;
+    static const struct field PATCHABLE[] = {
+        { "name", 1, FT_STRING, F_CREATE | F_REQUIRED, 1, 5 },
+        { "count", 2, FT_INT, F_CREATE | F_PATCH | F_NULLABLE, 0, 100 },
+    };
+    json_t *body = json_loads("{\"count\": null}", 0, NULL);
+    json_t *errors = json_array();
+    assert_int_equal(validate_object(body, PATCHABLE, 2, F_PATCH, NULL, errors), 0);
+    json_decref(body);
+    body = json_loads("{\"name\": \"b\"}", 0, NULL);
+    assert_int_equal(validate_object(body, PATCHABLE, 2, F_PATCH, NULL, errors), 1);
+    assert_fault(errors, 0, "name", "is not a known field");
+    json_decref(body);
     json_decref(errors);
 }
 
@@ -371,6 +423,10 @@ int main(void)
         cmocka_unit_test(test_custom_check_receives_ctx),
         cmocka_unit_test(test_all_faults_collected_at_once),
         cmocka_unit_test(test_non_object_body_is_one_fault),
+        cmocka_unit_test(test_output_only_field_is_unknown_in_a_body),
+        cmocka_unit_test(test_null_default_accepted_on_create),
+        cmocka_unit_test(test_ref_needs_its_prefix),
+        cmocka_unit_test(test_patch_mask_knows_only_patch_fields),
         cmocka_unit_test(test_query_int_in_bounds),
         cmocka_unit_test(test_query_int_absent_gives_default),
         cmocka_unit_test(test_query_int_out_of_bounds),
