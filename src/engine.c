@@ -128,7 +128,7 @@ static bool answer_read(struct req *r, struct engine_job *j, enum store_status s
     }
     /* what follows a change: the notifier reads its events now; work a bounded call left
      * for later is swept now */
-    notify_kick(r->srv);
+    notify_kick(r->srv, j->market);
     if (a->more)
         sweeper_kick(r->srv, j->market);
     r->srv->metrics.allocations_made += a->nobjects - 1;

@@ -340,7 +340,7 @@ static void on_read(void *arg, enum store_status st, redisReply *reply)
         batch_event(b, entries->element[i]);
     batch_send(b);
     if (!claim && entries->elements == READ_COUNT)
-        notify_kick(srv);       /* a full read: more may be waiting */
+        notify_kick(srv, market);       /* a full read: more may be waiting */
 }
 
 static void read_market(struct server *srv, size_t market, bool claim)
@@ -416,16 +416,33 @@ static bool notify_usable(struct server *srv)
     return true;
 }
 
+/* Reads every market (the periodic poll: events other daemons wrote), or only those a kick
+ * named (events this daemon just wrote). */
+static void poll_markets(struct server *srv, bool all)
+{
+    struct notify *n = &srv->notify;
+    if (!notify_usable(srv))
+        return;
+    for (size_t i = 0; i < srv->catalog.nmarkets; i++) {
+        if ((all || n->kicked[i]) && !n->reading[i]) {
+            n->kicked[i] = false;
+            read_market(srv, i, false);
+        }
+    }
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct server *srv = arg;
-    if (!notify_usable(srv))
-        return;
-    for (size_t i = 0; i < srv->catalog.nmarkets; i++)
-        if (!srv->notify.reading[i])
-            read_market(srv, i, false);
+    poll_markets(arg, true);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    poll_markets(arg, false);
 }
 
 static void on_claim(evutil_socket_t fd, short what, void *arg)
@@ -439,11 +456,15 @@ static void on_claim(evutil_socket_t fd, short what, void *arg)
         read_market(srv, i, true);
 }
 
-void notify_kick(struct server *srv)
+void notify_kick(struct server *srv, size_t market)
 {
+    struct notify *n = &srv->notify;
     struct timeval zero = { 0, 0 };
-    if (srv->notify.kick && !evtimer_pending(srv->notify.kick, NULL))
-        evtimer_add(srv->notify.kick, &zero);
+    if (!n->kick || market >= srv->catalog.nmarkets)
+        return;
+    n->kicked[market] = true;
+    if (!evtimer_pending(n->kick, NULL))
+        evtimer_add(n->kick, &zero);
 }
 
 int notify_start(struct server *srv)
@@ -455,11 +476,12 @@ int notify_start(struct server *srv)
     snprintf(n->consumer, sizeof n->consumer, "%s-%ld-%08x", host, (long)getpid(),
              randombytes_random());
     n->reading = calloc(srv->catalog.nmarkets ? srv->catalog.nmarkets : 1, sizeof *n->reading);
+    n->kicked = calloc(srv->catalog.nmarkets ? srv->catalog.nmarkets : 1, sizeof *n->kicked);
     n->poll_timer = event_new(srv->base, -1, EV_PERSIST, on_poll, srv);
     n->claim_timer = event_new(srv->base, -1, EV_PERSIST, on_claim, srv);
-    n->kick = evtimer_new(srv->base, on_poll, srv);
+    n->kick = evtimer_new(srv->base, on_kick, srv);
     struct timeval poll = { 0, POLL_MS * 1000 }, claim = { CLAIM_EVERY_S, 0 };
-    if (!n->reading || !n->poll_timer || !n->claim_timer || !n->kick ||
+    if (!n->reading || !n->kicked || !n->poll_timer || !n->claim_timer || !n->kick ||
         event_add(n->poll_timer, &poll) ||
         event_add(n->claim_timer, &claim))
         return -1;
@@ -476,5 +498,6 @@ void notify_stop(struct server *srv)
     if (n->kick)
         event_free(n->kick);
     free(n->reading);
+    free(n->kicked);
     memset(n, 0, sizeof *n);
 }

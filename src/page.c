@@ -62,7 +62,8 @@ static int by_key(const void *a, const void *b)
 
 size_t page_settle(struct page *p)
 {
-    qsort(p->items, p->n, sizeof *p->items, by_key);
+    if (p->n > 1)
+        qsort(p->items, p->n, sizeof *p->items, by_key);
     if (p->bounded) {
         size_t keep = 0;
         while (keep < p->n && strcmp(p->items[keep].key, p->bound_key) <= 0)

@@ -114,7 +114,8 @@ static void cmd_vaddf(struct cmd *c, const char *prefix, const char *fmt, va_lis
         if (!big) {
             c->failed = true;
         } else {
-            memcpy(big, prefix, plen);
+            if (plen)
+                memcpy(big, prefix, plen);
             vsnprintf(big + plen, (size_t)n + 1, fmt, again);
             cmd_addn(c, big, plen + (size_t)n);
             free(big);

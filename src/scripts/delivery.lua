@@ -1,45 +1,6 @@
--- notify.lua — the messages of the outbox (src/notify.c) and their webhook deliveries
--- (src/webhook.c). A participant's inbox and message states share its hash tag; the
--- delivery schedule is one slot of its own ({due}).
---
--- A message's state (prt:{P}:msgs, MessagePack): {inbox entry id, status, attempts, Unix s,
--- type, last error, updated at (ms), dead at (ms)}; status: 'pending' (a webhook delivery
--- is owed), 'none' (no webhook), 'delivered', 'dead'.
-
-local M_ENTRY, M_STATUS, M_ATTEMPTS, M_TS, M_TYPE, M_ERROR, M_UPDATED, M_DEAD = 1, 2, 3, 4, 5, 6, 7, 8
-
-local function state_of(v)
-  local s = cmsgpack.unpack(v)
-  for i = 1, M_DEAD do if s[i] == nil then s[i] = false end end
-  return s
-end
-
--- Stores a batch of messages for one participant, each once.
--- KEYS: 1 prt:{P}, 2 prt:{P}:msgs, 3 prt:{P}:inbox.
--- ARGV: 1 inbox length kept (approximate), then id, timestamp (Unix s), type, body per message.
--- Answers the ids whose webhook delivery is still owed (so a second run after a crash
--- schedules them again, and only them), then the number of messages created.
-register('msg_create', function(keys, args)
-  local url = redis.call('HGET', keys[1], 'webhook_url')
-  local owed, created = {}, 0
-  for i = 2, #args, 4 do
-    local id, ts, mtype, body = args[i], args[i + 1], args[i + 2], args[i + 3]
-    local st = redis.call('HGET', keys[2], id)
-    if st then
-      if state_of(st)[M_STATUS] == 'pending' then owed[#owed + 1] = id end
-    else
-      local entry = redis.call('XADD', keys[3], 'MAXLEN', '~', args[1], '*', 'id', id,
-        'ts', ts, 'type', mtype, 'body', body)
-      local status = url and 'pending' or 'none'
-      redis.call('HSET', keys[2], id, cmsgpack.pack({ entry, status, 0, tonumber(ts), mtype,
-        false, false, false }))
-      if url then owed[#owed + 1] = id end
-      created = created + 1
-    end
-  end
-  owed[#owed + 1] = created
-  return owed
-end)
+-- delivery.lua — webhook deliveries (src/webhook.c): the schedule, one slot of its own
+-- ({due}), and what each attempt reads and records in the participant's slot. Message
+-- states are laid out as messages.lua says (M_* positions, state_of).
 
 -- The webhook delivery schedule.
 -- KEYS: 1 notify:{due} (zset "<participant>|<message>" by next attempt, ms), 2
@@ -121,21 +82,3 @@ register('delivery_done', function(keys, args)
   return s[M_ATTEMPTS]
 end)
 
--- Starts a dead-lettered message's delivery again from the first delay.
--- KEYS: 1 prt:{P}:msgs. ARGV: 1 message id, 2 now (ms).
--- Answers 1, or false when there is no such message.
-register('msg_redeliver', function(keys, args)
-  local v = redis.call('HGET', keys[1], args[1])
-  if not v then return false end
-  local s = state_of(v)
-  s[M_STATUS], s[M_ATTEMPTS], s[M_DEAD], s[M_UPDATED] = 'pending', 0, false, tonumber(args[2])
-  redis.call('HSET', keys[1], args[1], cmsgpack.pack(s))
-  return 1
-end)
-
--- The inbox entry id of a message (GET /v1/notifications?after=<message id>).
--- KEYS: 1 prt:{P}:msgs. ARGV: 1 message id. Answers the entry id, or false.
-register('msg_entry', function(keys, args)
-  local v = redis.call('HGET', keys[1], args[1])
-  return v and state_of(v)[M_ENTRY] or false
-end, { 'no-writes' })
