@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "impactd/buf.h"
 #include "impactd/catalog.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
@@ -99,10 +100,20 @@ bool engine_visible(const struct principal *who, const struct resource *res,
 
 /* ---- answers of the market functions ---- */
 
-static json_t *object_api(const struct server *srv, const struct resource *res,
-                          redisReply *const *pair)
+/* Appends the API object of an id/record pair of a market answer; -1 if unreadable. */
+static int object_json(const struct server *srv, const struct resource *res,
+                       redisReply *const *pair, struct buf *out)
 {
-    return record_api_from(res, pair[0]->str, pair[1]->str, pair[1]->len, &srv->catalog);
+    return record_json_from(res, pair[0]->str, pair[1]->str, pair[1]->len, &srv->catalog, out);
+}
+
+static void reply_buf(struct req *r, int status, struct buf *b)
+{
+    if (b->failed)
+        reply_problem(r, 500, NULL, "out of memory");
+    else
+        reply_raw(r, status, "application/json; charset=utf-8", b->data, b->len);
+    buf_free(b);
 }
 
 /* Reads a market function's answer; false after answering its failure or refusal. */
@@ -141,21 +152,28 @@ static void on_market_answer(struct req *r, enum store_status st, redisReply *re
     struct market_answer a;
     if (!answer_read(r, j, st, reply, &a))
         return;
-    json_t *obj = object_api(r->srv, j->res, a.objects);
+    struct buf body;
+    buf_init(&body);
     if (j->status != 201) {
-        reply_json(r, 200, obj);
+        object_json(r->srv, j->res, a.objects, &body);
+        reply_buf(r, 200, &body);
         return;
     }
-    json_t *allocs = json_array();
-    for (size_t i = 1; i < a.nobjects; i++)
-        json_array_append_new(allocs, object_api(r->srv, &RESOURCE_ALLOCATION, a.objects + 2 * i));
+    buf_adds(&body, "{\"");
+    buf_adds(&body, j->res->name);
+    buf_adds(&body, "\":");
+    object_json(r->srv, j->res, a.objects, &body);
+    buf_adds(&body, ",\"allocations\":[");
+    for (size_t i = 1; i < a.nobjects; i++) {
+        if (i > 1)
+            buf_addc(&body, ',');
+        object_json(r->srv, &RESOURCE_ALLOCATION, a.objects + 2 * i, &body);
+    }
+    buf_adds(&body, "]}");
     char loc[128];
     snprintf(loc, sizeof loc, "/v1/%s/%s", j->res->plural, a.objects[0]->str);
     req_set_header(r, "Location", loc);
-    json_t *body = json_object();
-    json_object_set_new(body, j->res->name, obj);
-    json_object_set_new(body, "allocations", allocs);
-    reply_json(r, 201, body);
+    reply_buf(r, 201, &body);
 }
 
 /* ---- create ---- */
@@ -303,9 +321,11 @@ static void on_record(struct req *r, enum store_status st, redisReply *reply)
         reply_problemf(r, 404, NULL, "no such %s", j->res->name);
         return;
     }
-    json_t *obj = record_to_api(j->res, req_param(r, 0), &rec, &r->srv->catalog);
+    struct buf body;
+    buf_init(&body);
+    record_json(j->res, req_param(r, 0), &rec, &r->srv->catalog, &body);
     record_release(&rec);
-    reply_json(r, 200, obj);
+    reply_buf(r, 200, &body);
 }
 
 void engine_get(struct req *r, const struct resource *res)
@@ -397,14 +417,20 @@ static void on_list_part(struct req *r, size_t market, redisReply *reply)
         return;
     }
     (void)market;
+    struct buf item;
+    buf_init(&item);
     for (size_t i = 2; i + 1 < reply->elements; i += 2) {
         redisReply *const *pair = reply->element + i;
         if (pair[0]->type != REDIS_REPLY_STRING || pair[1]->type != REDIS_REPLY_STRING)
             continue;
-        json_t *obj = object_api(r->srv, j->res, pair);
-        if (obj && page_add(&j->page, pair[0]->str, pair[0]->str, obj) != 0)
+        buf_reset(&item);
+        if (object_json(r->srv, j->res, pair, &item) != 0)
+            continue;
+        if (item.failed || page_add(&j->page, pair[0]->str, pair[0]->str, item.data,
+                                    item.len) != 0)
             j->fan.failed = true;
     }
+    buf_free(&item);
     const redisReply *done = reply->element[0], *last = reply->element[1];
     bool finished = done->type == REDIS_REPLY_INTEGER ? done->integer != 0
                                                       : (done->str && done->str[0] == '1');
@@ -415,10 +441,11 @@ static void on_list_part(struct req *r, size_t market, redisReply *reply)
 static void on_list_done(struct req *r)
 {
     struct engine_job *j = r->state;
-    char next[PAGE_KEY_LEN];
+    struct buf body;
+    buf_init(&body);
     page_settle(&j->page);
-    json_t *items = page_take(&j->page, (size_t)j->limit, next);
-    reply_page(r, items, next[0] ? next : NULL);
+    page_body(&j->page, (size_t)j->limit, &body);
+    reply_buf(r, 200, &body);
 }
 
 static const char *list_log(const struct resource *res)

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "impactd/calls.h"
+#include "impactd/buf.h"
 #include "impactd/catalog.h"
 #include "impactd/engine.h"
 #include "impactd/feeds.h"
@@ -374,6 +375,7 @@ void feeds_stock(struct req *r)
 
 struct events_job {
     struct page page;
+    struct buf item;        /* scratch: one item's JSON */
     struct fanout fan;
     bool gone;              /* the cursor points before what a stream still holds */
     long long cms, cseq;    /* the cursor, when given */
@@ -388,7 +390,9 @@ struct events_job {
 
 static void events_job_clear(void *v)
 {
-    page_free(&((struct events_job *)v)->page);
+    struct events_job *j = v;
+    page_free(&j->page);
+    buf_free(&j->item);
 }
 
 static const struct req_state_type EVENTS = { "event feed", sizeof(struct events_job),
@@ -464,11 +468,20 @@ static void on_stream_part(struct req *r, size_t market, redisReply *reply)
                 id_of_event(res->prefix, ms, seq, m->code, oid);
             snprintf(cursor, sizeof cursor, "%lld-%lld-%s", ms, seq, m->code);
             position_key(ms, seq, market, key);
-            json_t *item = json_pack("{s:s, s:s, s:s}", "id", cursor, "type", type, "kind",
-                                     res->name);
-            json_set_time(item, "timestamp", ms);
-            json_object_set_new(item, "data", record_to_api(res, oid, &rec, cat));
-            if (page_add(&j->page, key, cursor, item) != 0)
+            struct buf *item = &j->item;
+            buf_reset(item);
+            buf_adds(item, "{\"id\":\"");
+            buf_adds(item, cursor);
+            buf_adds(item, "\",\"type\":");
+            buf_add_json_string(item, type, strlen(type));
+            buf_adds(item, ",\"kind\":\"");
+            buf_adds(item, res->name);
+            buf_adds(item, "\",\"timestamp\":\"");
+            buf_add_time(item, ms);
+            buf_adds(item, "\",\"data\":");
+            record_json(res, oid, &rec, cat, item);
+            buf_addc(item, '}');
+            if (item->failed || page_add(&j->page, key, cursor, item->data, item->len) != 0)
                 j->fan.failed = true;
         }
         record_release(&rec);
@@ -515,9 +528,14 @@ static void on_events_done(struct req *r)
         events_fetch(r, j);
         return;
     }
-    char next[PAGE_KEY_LEN];
-    json_t *items = page_take(&j->page, (size_t)j->limit, next);
-    reply_page(r, items, next[0] ? next : NULL);
+    struct buf body;
+    buf_init(&body);
+    page_body(&j->page, (size_t)j->limit, &body);
+    if (body.failed)
+        reply_problem(r, 500, NULL, "out of memory");
+    else
+        reply_raw(r, 200, "application/json; charset=utf-8", body.data, body.len);
+    buf_free(&body);
 }
 
 /* XINFO STREAM: gone when the stream was trimmed (entries-added > length) and its oldest

@@ -3,6 +3,7 @@
  *   impactd [--config FILE] [--check-config]
  *   impactd [--config FILE] rotate-key
  *   impactd openapi
+ *   impactd [--config FILE] library
  *   impactd --help | --version
  * Exit status: 0 after a clean shutdown or a good --check-config, 2 for a usage or
  * configuration error, 1 when the server cannot start or its loop fails. */
@@ -15,6 +16,7 @@
 #include "build_config.h"
 #include "impactd/catalog.h"
 #include "impactd/config.h"
+#include "impactd/library.h"
 #include "impactd/log.h"
 #include "impactd/schema.h"
 #include "impactd/server.h"
@@ -29,6 +31,7 @@ static void usage(FILE *out)
             "Usage: impactd [--config FILE] [--check-config]\n"
             "       impactd [--config FILE] rotate-key\n"
             "       impactd openapi\n"
+            "       impactd [--config FILE] library\n"
             "       impactd --help | --version\n\n"
             "Options:\n"
             "  -c, --config FILE   configuration file (default: %s, relative to the\n"
@@ -37,6 +40,7 @@ static void usage(FILE *out)
             "  rotate-key          add a new current signing key (the previous ones stay\n"
             "                      listed in /v1/keys); send SIGHUP to running daemons\n"
             "  openapi             print the OpenAPI document /openapi.json serves\n"
+            "  library             print the Redis function library the daemon loads\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n\n"
             "Settings (config-file key, environment variable, default). The environment\n"
@@ -55,7 +59,7 @@ static const char *env_lookup(const char *name) { return getenv(name); }
 int main(int argc, char **argv)
 {
     const char *config_path = DEFAULT_CONFIG;
-    bool check_only = false, rotate = false, openapi = false;
+    bool check_only = false, rotate = false, openapi = false, library = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -70,6 +74,8 @@ int main(int argc, char **argv)
             rotate = true;
         } else if (!strcmp(a, "openapi")) {
             openapi = true;
+        } else if (!strcmp(a, "library")) {
+            library = true;
         } else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
             config_path = argv[++i];
         } else if (!strncmp(a, "--config=", 9)) {
@@ -114,6 +120,19 @@ int main(int argc, char **argv)
                keys.keys[0].kid, srv.cfg.signing_key_file, keys.nkeys);
         signing_wipe(&keys);
         return 0;
+    }
+    if (library) {
+        struct catalog cat;
+        struct store_library lib;
+        if (catalog_load(&cat, srv.cfg.catalog_dir, err, sizeof err) != 0 ||
+            library_build(&lib, &cat, err, sizeof err) != 0) {
+            fprintf(stderr, "impactd: %s\n", err);
+            return 2;
+        }
+        int rc = fwrite(lib.code, 1, lib.code_len, stdout) == lib.code_len ? 0 : 1;
+        library_free(&lib);
+        catalog_free(&cat);
+        return rc;
     }
     if (check_only) {
         struct catalog cat;

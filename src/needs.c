@@ -55,6 +55,9 @@ static const struct field FIELDS_NEED[] = {
     { "status", 12, FT_ENUM, F_OUT | F_FILTER, .enumtype = &ENUM_NEED_STATUS },
     { "created_at", 0, FT_CREATED, F_OUT },
     { "updated_at", 13, FT_TIME, F_OUT },
+    /* kept for matching only: how many offers a decline or lapse excluded, so that a need
+     * without any skips the exclusion set */
+    { "excluded", 14, FT_INT, 0 },
 };
 
 const struct resource RESOURCE_NEED = {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "impactd/buf.h"
 #include "impactd/ids.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
@@ -52,6 +53,7 @@ struct batch {
     size_t owed;
     unsigned pending;               /* store calls not back yet, plus the builder's hold */
     bool failed;
+    struct buf data, body;          /* scratch: an event's object, a message's payload */
 };
 
 static void stream_key(const struct server *srv, struct cmd *c, size_t market)
@@ -73,6 +75,8 @@ static void batch_free(struct batch *b)
     for (size_t i = 0; i < b->nparties; i++)
         cmd_free(&b->parties[i].cmd);
     free(b->parties);
+    buf_free(&b->data);
+    buf_free(&b->body);
     cmd_free(&b->ack);
     cmd_free(&b->schedule);
     free(b);
@@ -154,21 +158,34 @@ static struct party *party_of(struct batch *b, const char *id, size_t len)
 
 /* Adds the message of one event for one participant. data: the object's JSON text. */
 static void message_add(struct batch *b, const char *entry, int64_t ms, const char *type,
-                        const char *data, const char *prt, size_t prt_len)
+                        const struct buf *data, const char *prt, size_t prt_len)
 {
     struct party *p = party_of(b, prt, prt_len);
     if (!p) {
         b->failed = true;
         return;
     }
-    char id[ID_MAX_LEN], ts[RFC3339_LEN];
+    char id[ID_MAX_LEN];
     message_id(b->srv->catalog.markets[b->market].id, entry, ms, p->id, id);
-    time_format_rfc3339(ms - ms % 1000, ts);
+    struct buf *body = &b->body;
+    buf_reset(body);
+    buf_adds(body, "{\"id\":\"");
+    buf_adds(body, id);
+    buf_adds(body, "\",\"type\":");
+    buf_add_json_string(body, type, strlen(type));
+    buf_adds(body, ",\"timestamp\":\"");
+    buf_add_time(body, ms - ms % 1000);
+    buf_adds(body, "\",\"data\":");
+    buf_add(body, data->data, data->len);
+    buf_addc(body, '}');
+    if (body->failed) {
+        b->failed = true;
+        return;
+    }
     cmd_add(&p->cmd, id);
     cmd_addll(&p->cmd, ms / 1000);
     cmd_add(&p->cmd, type);
-    cmd_addf(&p->cmd, "{\"id\":\"%s\",\"type\":\"%s\",\"timestamp\":\"%s\",\"data\":%s}", id,
-             type, ts, data);
+    cmd_addn(&p->cmd, body->data, body->len);
     p->messages++;
 }
 
@@ -217,10 +234,10 @@ static void batch_event(struct batch *b, const redisReply *entry)
         log_error("msg=\"unreadable event record\" market=%s entry=%s", m->id, eid);
         return;
     }
-    json_t *obj = record_to_api(res, id, &rec, &b->srv->catalog);
-    char *data = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!data) {
+    struct buf *data = &b->data;
+    buf_reset(data);
+    record_json(res, id, &rec, &b->srv->catalog, data);
+    if (data->failed) {
         record_release(&rec);
         b->failed = true;
         return;
@@ -232,7 +249,6 @@ static void batch_event(struct batch *b, const redisReply *entry)
         if ((f->flags & F_OWNER) && record_str(&rec, f, &prt, &len))
             message_add(b, eid, ms, type, data, prt, len);
     }
-    free(data);
     record_release(&rec);
 }
 

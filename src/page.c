@@ -11,7 +11,7 @@ void page_init(struct page *p) { memset(p, 0, sizeof *p); }
 void page_free(struct page *p)
 {
     for (size_t i = 0; i < p->n; i++)
-        json_decref(p->items[i].item);
+        free(p->items[i].json);
     free(p->items);
     page_init(p);
 }
@@ -25,24 +25,26 @@ static void copy_key(char dst[PAGE_KEY_LEN], const char *src)
     dst[n] = '\0';
 }
 
-int page_add(struct page *p, const char *key, const char *cursor, json_t *item)
+int page_add(struct page *p, const char *key, const char *cursor, const char *json, size_t len)
 {
-    if (!item)
-        return -1;
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
         struct page_item *grown = realloc(p->items, cap * sizeof *grown);
-        if (!grown) {
-            json_decref(item);
+        if (!grown)
             return -1;
-        }
         p->items = grown;
         p->cap = cap;
     }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, json, len);
+    copy[len] = '\0';
     struct page_item *it = &p->items[p->n++];
     copy_key(it->key, key);
     copy_key(it->cursor, cursor);
-    it->item = item;
+    it->json = copy;
+    it->len = len;
     return 0;
 }
 
@@ -69,24 +71,27 @@ size_t page_settle(struct page *p)
         while (keep < p->n && strcmp(p->items[keep].key, p->bound_key) <= 0)
             keep++;
         for (size_t i = keep; i < p->n; i++)
-            json_decref(p->items[i].item);
+            free(p->items[i].json);
         p->n = keep;
     }
     return p->n;
 }
 
-json_t *page_take(struct page *p, size_t limit, char next[PAGE_KEY_LEN])
+void page_body(const struct page *p, size_t limit, struct buf *out)
 {
-    json_t *items = json_array();
     size_t take = p->n < limit ? p->n : limit;
-    next[0] = '\0';
+    buf_adds(out, "{\"items\":[");
     for (size_t i = 0; i < take; i++) {
-        if (items)
-            json_array_append(items, p->items[i].item);
+        if (i)
+            buf_addc(out, ',');
+        buf_add(out, p->items[i].json, p->items[i].len);
     }
-    if (p->n > take && take > 0)
-        copy_key(next, p->items[take - 1].cursor);
-    else if (p->bounded)
-        copy_key(next, p->bound_cursor);
-    return items;
+    buf_adds(out, "],\"next_cursor\":");
+    const char *next = p->n > take && take > 0 ? p->items[take - 1].cursor
+                       : p->bounded ? p->bound_cursor : NULL;
+    if (next)
+        buf_add_json_string(out, next, strlen(next));
+    else
+        buf_adds(out, "null");
+    buf_addc(out, '}');
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "impactd/buf.h"
 #include "impactd/catalog.h"
 #include "impactd/json_util.h"
 #include "impactd/store.h"
@@ -94,93 +95,158 @@ long long record_id_ms(const char *id, const char *prefix)
     return *end ? -1 : ms;
 }
 
-static json_t *stored_to_json(const struct field *f, const msgpack_object *o,
-                              const char *market_product)
+static void json_time(struct buf *out, long long ms)
+{
+    buf_addc(out, '"');
+    buf_add_time(out, ms);
+    buf_addc(out, '"');
+}
+
+/* One stored value as JSON text. */
+static void stored_json(struct buf *out, const struct field *f, const msgpack_object *o,
+                        const char *market_product)
 {
     long long v;
     switch (f->type) {
     case FT_PRODUCT:
-        if (!o)
-            return market_product ? json_string(market_product) : json_null();
+        if (!o) {
+            if (market_product)
+                buf_add_json_string(out, market_product, strlen(market_product));
+            else
+                buf_adds(out, "null");
+            return;
+        }
         /* fall through */
     case FT_REF:
     case FT_REGION:
     case FT_STRING:
-        if (!o || o->type != MSGPACK_OBJECT_STR)
-            return json_null();
-        return json_stringn(o->via.str.ptr, o->via.str.size);
+        if (o && o->type == MSGPACK_OBJECT_STR)
+            buf_add_json_string(out, o->via.str.ptr, o->via.str.size);
+        else
+            buf_adds(out, "null");
+        return;
     case FT_INT:
-        return o && object_int(o, &v) ? json_integer(v) : json_null();
+        if (o && object_int(o, &v))
+            buf_add_int(out, v);
+        else
+            buf_adds(out, "null");
+        return;
     case FT_NUMBER:
-        if (o && (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32))
-            return json_real(o->via.f64);
-        return o && object_int(o, &v) ? json_integer(v) : json_null();
+        if (o && (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)) {
+            char num[40];
+            int n = snprintf(num, sizeof num, "%.15g", o->via.f64);
+            /* JSON has no inf/nan; an integral double prints without a point, which is fine */
+            buf_add(out, num, n > 0 && (size_t)n < sizeof num ? (size_t)n : 0);
+        } else if (o && object_int(o, &v)) {
+            buf_add_int(out, v);
+        } else {
+            buf_adds(out, "null");
+        }
+        return;
     case FT_BOOL:
-        return json_boolean(o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean);
+        buf_adds(out, o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean ? "true" : "false");
+        return;
     case FT_ENUM: {
         const char *name = o && object_int(o, &v) ? enum_name(f->enumtype, v) : NULL;
-        return name ? json_string(name) : json_null();
+        if (name)
+            buf_add_json_string(out, name, strlen(name));
+        else
+            buf_adds(out, "null");
+        return;
     }
-    case FT_TIME: {
-        if (!o || !object_int(o, &v))
-            return json_null();
-        char buf[RFC3339_LEN];
-        time_format_rfc3339(v, buf);
-        return json_string(buf);
-    }
-    case FT_STRING_ARRAY: {
-        json_t *a = json_array();
-        for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
-            const msgpack_object *e = &o->via.array.ptr[i];
-            if (e->type == MSGPACK_OBJECT_STR)
-                json_array_append_new(a, json_stringn(e->via.str.ptr, e->via.str.size));
+    case FT_TIME:
+        if (o && object_int(o, &v))
+            json_time(out, v);
+        else
+            buf_adds(out, "null");
+        return;
+    case FT_STRING_ARRAY:
+        if (!o || o->type != MSGPACK_OBJECT_ARRAY) {
+            buf_adds(out, "null");
+            return;
         }
-        return o ? a : (json_decref(a), json_null());
-    }
+        buf_addc(out, '[');
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            const msgpack_object *e = &o->via.array.ptr[i];
+            if (i)
+                buf_addc(out, ',');
+            if (e->type == MSGPACK_OBJECT_STR)
+                buf_add_json_string(out, e->via.str.ptr, e->via.str.size);
+            else
+                buf_adds(out, "null");
+        }
+        buf_addc(out, ']');
+        return;
     case FT_ID:
     case FT_CREATED:
     case FT_MARKET:
         break;
     }
-    return json_null();
+    buf_adds(out, "null");
+}
+
+void record_json(const struct resource *res, const char *id, const struct record *rec,
+                 const struct catalog *cat, struct buf *out)
+{
+    const struct market *m = cat ? catalog_market_of_id(cat, id) : NULL;
+    const char *market = m ? m->id : NULL;
+    bool first = true;
+    buf_addc(out, '{');
+    for (size_t i = 0; i < res->nfields; i++) {
+        const struct field *f = &res->fields[i];
+        if (!(f->flags & F_OUT))
+            continue;
+        if (!first)
+            buf_addc(out, ',');
+        first = false;
+        buf_addc(out, '"');
+        buf_adds(out, f->name);
+        buf_add(out, "\":", 2);
+        switch (f->type) {
+        case FT_ID:
+            buf_add_json_string(out, id, strlen(id));
+            break;
+        case FT_CREATED: {
+            long long ms = record_id_ms(id, res->prefix);
+            if (ms >= 0)
+                json_time(out, ms);
+            else
+                buf_adds(out, "null");
+            break;
+        }
+        case FT_MARKET:
+            if (market)
+                buf_add_json_string(out, market, strlen(market));
+            else
+                buf_adds(out, "null");
+            break;
+        default:
+            stored_json(out, f, element(rec, f), market);
+            break;
+        }
+    }
+    buf_addc(out, '}');
+}
+
+int record_json_from(const struct resource *res, const char *id, const char *data, size_t len,
+                     const struct catalog *cat, struct buf *out)
+{
+    struct record rec;
+    int rc = record_decode(&rec, data, len);
+    if (rc == 0)
+        record_json(res, id, &rec, cat, out);
+    record_release(&rec);
+    return rc;
 }
 
 json_t *record_to_api(const struct resource *res, const char *id, const struct record *rec,
                       const struct catalog *cat)
 {
-    json_t *obj = json_object();
-    if (!obj)
-        return NULL;
-    const struct market *m = cat ? catalog_market_of_id(cat, id) : NULL;
-    const char *market = m ? m->id : NULL;
-    for (size_t i = 0; i < res->nfields; i++) {
-        const struct field *f = &res->fields[i];
-        if (!(f->flags & F_OUT))
-            continue;
-        json_t *v;
-        switch (f->type) {
-        case FT_ID:
-            v = json_string(id);
-            break;
-        case FT_CREATED: {
-            long long ms = record_id_ms(id, res->prefix);
-            char buf[RFC3339_LEN];
-            time_format_rfc3339(ms, buf);
-            v = ms >= 0 ? json_string(buf) : json_null();
-            break;
-        }
-        case FT_MARKET:
-            v = market ? json_string(market) : json_null();
-            break;
-        default:
-            v = stored_to_json(f, element(rec, f), market);
-            break;
-        }
-        if (json_object_set_new(obj, f->name, v) != 0) {
-            json_decref(obj);
-            return NULL;
-        }
-    }
+    struct buf out;
+    buf_init(&out);
+    record_json(res, id, rec, cat, &out);
+    json_t *obj = out.failed ? NULL : json_loadb(out.data, out.len, 0, NULL);
+    buf_free(&out);
     return obj;
 }
 

@@ -16,6 +16,7 @@
 
 #include "impactd/library.h"
 #include "impactd/log.h"
+#include "impactd/market.h"
 #include "impactd/routes.h"
 #include "impactd/schema.h"
 #include "impactd/timeutil.h"
@@ -123,6 +124,10 @@ int server_init(struct server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->openapi_len = strlen(srv->openapi);
+    if (market_init(srv) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     srv->routes = routes_table(&srv->nroutes);
     if (signing_load(&srv->signing, srv->cfg.signing_key_file, err, errlen) != 0)
         return -1;
@@ -196,6 +201,7 @@ void server_free(struct server *srv)
         event_free(srv->drain_timer);
     metrics_free(&srv->metrics);
     feeds_free(&srv->feeds);
+    market_free(srv);
     free(srv->openapi);
     srv->openapi = NULL;
     library_free(&srv->library);

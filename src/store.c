@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "impactd/buf.h"
 #include "impactd/log.h"
 #include "impactd/metrics.h"
 #include "impactd/timeutil.h"
@@ -83,7 +84,10 @@ void cmd_addn(struct cmd *c, const char *s, size_t n)
 {
     if (!cmd_reserve(c, n + 32))
         return;
-    c->len += (size_t)sprintf(c->buf + c->len, "$%zu\r\n", n);
+    c->buf[c->len++] = '$';
+    c->len += buf_format_int((long long)n, c->buf + c->len);
+    c->buf[c->len++] = '\r';
+    c->buf[c->len++] = '\n';
     if (n)
         memcpy(c->buf + c->len, s, n);
     c->len += n;
@@ -135,8 +139,7 @@ void cmd_addf(struct cmd *c, const char *fmt, ...)
 void cmd_addll(struct cmd *c, long long v)
 {
     char n[24];
-    int len = snprintf(n, sizeof n, "%lld", v);
-    cmd_addn(c, n, (size_t)len);
+    cmd_addn(c, n, buf_format_int(v, n));
 }
 
 void cmd_key(struct cmd *c, const char *prefix, const char *fmt, ...)
@@ -145,6 +148,22 @@ void cmd_key(struct cmd *c, const char *prefix, const char *fmt, ...)
     va_start(ap, fmt);
     cmd_vaddf(c, prefix, fmt, ap);
     va_end(ap);
+}
+
+void cmd_append(struct cmd *c, const struct cmd *args)
+{
+    if (args->failed) {
+        c->failed = true;
+        return;
+    }
+    if (!args->buf)
+        return;
+    size_t n = args->len - CMD_HEAD_ROOM;
+    if (!cmd_reserve(c, n))
+        return;
+    memcpy(c->buf + c->len, args->buf + CMD_HEAD_ROOM, n);
+    c->len += n;
+    c->argc += args->argc;
 }
 
 void cmd_free(struct cmd *c)
@@ -164,17 +183,36 @@ void store_key(const struct store *st, struct cmd *c, const char *fmt, ...)
 /* Writes the RESP header in front of the arguments; returns where the command starts. */
 static const char *cmd_finish(struct cmd *c, const char *fn, int nkeys, size_t *len)
 {
-    char head[CMD_HEAD_ROOM], nk[16];
-    int n, nkl = snprintf(nk, sizeof nk, "%d", nkeys);
-    if (fn)
-        n = snprintf(head, sizeof head, "*%d\r\n$5\r\nFCALL\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n",
-                     c->argc + 3, strlen(fn), fn, nkl, nk);
-    else
-        n = snprintf(head, sizeof head, "*%d\r\n", c->argc);
-    if (n < 0 || (size_t)n >= sizeof head)
+    char head[CMD_HEAD_ROOM], num[24];
+    size_t n = 0, fl = fn ? strlen(fn) : 0;
+    if (fl + 64 > sizeof head)
         return NULL;
-    memcpy(c->buf + CMD_HEAD_ROOM - n, head, (size_t)n);
-    *len = c->len - (CMD_HEAD_ROOM - (size_t)n);
+    head[n++] = '*';
+    n += buf_format_int(c->argc + (fn ? 3 : 0), head + n);
+    memcpy(head + n, "\r\n", 2);
+    n += 2;
+    if (fn) {
+        memcpy(head + n, "$5\r\nFCALL\r\n$", 12);
+        n += 12;
+        n += buf_format_int((long long)fl, head + n);
+        memcpy(head + n, "\r\n", 2);
+        n += 2;
+        memcpy(head + n, fn, fl);
+        n += fl;
+        size_t kl = buf_format_int(nkeys, num);
+        head[n++] = '\r';
+        head[n++] = '\n';
+        head[n++] = '$';
+        n += buf_format_int((long long)kl, head + n);
+        memcpy(head + n, "\r\n", 2);
+        n += 2;
+        memcpy(head + n, num, kl);
+        n += kl;
+        memcpy(head + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(c->buf + CMD_HEAD_ROOM - n, head, n);
+    *len = c->len - (CMD_HEAD_ROOM - n);
     return c->buf + CMD_HEAD_ROOM - n;
 }
 

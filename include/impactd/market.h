@@ -25,10 +25,27 @@ struct market_call {
     size_t market;
 };
 
+/* The key blocks and common arguments of each market's calls, encoded once (they depend only
+ * on the catalogue and the configuration) and appended to every call. */
+struct market_block {
+    struct cmd cmd;                 /* empty (buf NULL) until first built */
+    int nkeys;
+};
+struct market_keys {
+    struct market_block fixed;      /* the MARKET_FIXED_KEYS keys */
+    struct market_block common;     /* the arguments every market function takes */
+    struct market_block all;        /* REACH_ALL */
+    struct market_block *need;      /* REACH_NEED, by region index (owned) */
+    struct market_block *offer;     /* REACH_OFFER, by region index × 3 + scope (owned) */
+};
+
+int market_init(struct server *srv) __attribute__((warn_unused_result));
+void market_free(struct server *srv);
+
 /* Starts a call: the fixed keys, `own` (a participant's list; NULL: none), the index keys of
  * `reach` (region and scope: the item's own, for REACH_NEED and REACH_OFFER), then the
  * arguments every market function takes. The caller appends the function's own. */
-void market_call_begin(const struct server *srv, struct market_call *mc, enum store_fn fn,
+void market_call_begin(struct server *srv, struct market_call *mc, enum store_fn fn,
                        size_t market, const char *own, enum market_reach reach,
                        const char *region, int scope);
 /* Sends it on behalf of a request, or of the daemon itself. Every call but a list also bumps

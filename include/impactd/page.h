@@ -4,20 +4,23 @@
  * when it did not reach its end. Nothing after the earliest such stop is known yet, so the
  * page ends there: items are sorted by key, those after the bound are left out, the first
  * `limit` are the page, and the next cursor is the last one taken (or the bound). Keys sort
- * as strings; a cursor is what the client sends back for that position. */
+ * as strings; a cursor is what the client sends back for that position. Items are JSON
+ * text, so a page is written straight into its body. */
 #ifndef IMPACTD_PAGE_H
 #define IMPACTD_PAGE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "buf.h"
 
 #define PAGE_KEY_LEN 64
 
 struct page_item {
     char key[PAGE_KEY_LEN];
     char cursor[PAGE_KEY_LEN];
-    json_t *item;                   /* owned */
+    char *json;                     /* owned */
+    size_t len;
 };
 
 struct page {
@@ -30,15 +33,15 @@ struct page {
 
 void page_init(struct page *p);
 void page_free(struct page *p);
-/* Adds an item (stolen, also on failure). Returns -1 when memory runs out. */
-int page_add(struct page *p, const char *key, const char *cursor, json_t *item)
+/* Adds an item (its JSON text is copied). Returns -1 when memory runs out. */
+int page_add(struct page *p, const char *key, const char *cursor, const char *json, size_t len)
     __attribute__((warn_unused_result));
 /* A part stopped at key without reaching its end; the earliest such stop bounds the page. */
 void page_bound(struct page *p, const char *key, const char *cursor);
 /* Sorts and drops what comes after the bound; returns how many items are left. */
 size_t page_settle(struct page *p);
-/* After page_settle: the first `limit` items as a new array (stolen from p) and the cursor of
- * the next page in next (empty at the end). */
-json_t *page_take(struct page *p, size_t limit, char next[PAGE_KEY_LEN]);
+/* After page_settle: the list body {"items": [the first `limit`], "next_cursor": ... | null}
+ * appended to out. */
+void page_body(const struct page *p, size_t limit, struct buf *out);
 
 #endif

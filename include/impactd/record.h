@@ -33,7 +33,15 @@ void record_release(struct record *rec);
 bool record_str(const struct record *rec, const struct field *f, const char **s, size_t *len);
 bool record_int(const struct record *rec, const struct field *f, long long *v);
 
-/* The API object of a record; NULL when out of memory. */
+/* The API object of a record as JSON text, appended to out (every F_OUT field, in table
+ * order: absent values null). */
+struct buf;
+void record_json(const struct resource *res, const char *id, const struct record *rec,
+                 const struct catalog *cat, struct buf *out);
+/* Decodes and writes in one step; -1 (nothing written) when data is not a record. */
+int record_json_from(const struct resource *res, const char *id, const char *data, size_t len,
+                     const struct catalog *cat, struct buf *out);
+/* The same as a jansson object (parsed from record_json); NULL when out of memory. */
 json_t *record_to_api(const struct resource *res, const char *id, const struct record *rec,
                       const struct catalog *cat);
 /* Decodes and converts in one step; NULL when data is not a record. */

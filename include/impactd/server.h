@@ -22,6 +22,7 @@
 
 struct event_base;
 struct event;
+struct market_keys;
 
 struct server {
     struct event_base *base;
@@ -37,6 +38,7 @@ struct server {
     struct webhook webhook;
     struct sweeper sweeper;
     struct feeds feeds;
+    struct market_keys *market_keys;    /* per market (market.c), owned */
     char *openapi;                  /* the OpenAPI document served (schema.c), owned */
     size_t openapi_len;
     struct event *sig_hup;          /* reloads the signing keys */

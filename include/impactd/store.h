@@ -56,6 +56,8 @@ void cmd_addll(struct cmd *c, long long v);
 /* Appends the key prefix + the formatted name as one argument. */
 void cmd_key(struct cmd *c, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends the arguments of `args` (built once, kept: a key block reused by many calls). */
+void cmd_append(struct cmd *c, const struct cmd *args);
 void cmd_free(struct cmd *c);
 
 /* The function library every impactd of one build and catalogue shares (library.c). */

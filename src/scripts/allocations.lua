@@ -21,8 +21,10 @@ local function transition(aid, a, act, L)
       o[O.allocated], o[O.released] = o[O.allocated] - q, o[O.released] + q
       offer_changed(oid, o)
     end
-    redis.call('SADD', K_EXCL, nid .. ':' .. oid)
     local n = load(nid)
+    if redis.call('SADD', K_EXCL, nid .. ':' .. oid) == 1 and n then
+      n[N.excluded] = (n[N.excluded] or 0) + 1
+    end
     if n then
       n[N.allocated] = n[N.allocated] - q
       if n[N.status] == NEED_STATUS.open or n[N.status] == NEED_STATUS.allocated then

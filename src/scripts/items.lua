@@ -13,7 +13,7 @@ register('need_create', function(keys, args)
   n[N.status], n[N.updated_at] = NEED_STATUS.open, NOW
   local nid = create('ned_', 'need.created', K_LOGN, n)
   redis.call('RPUSH', keys[FIXED_KEYS + 1], nid)
-  if n[N.expires_at] then redis.call('ZADD', K_DUE, n[N.expires_at], 'x:' .. nid) end
+  if n[N.expires_at] then redis.call('ZADD', K_DUE, int(n[N.expires_at]), 'x:' .. nid) end
   match_need(nid, n, tiers, nil)
   return answer(nid)
 end)
@@ -29,7 +29,7 @@ register('offer_create', function(keys, args)
   o[O.status], o[O.updated_at] = OFFER_STATUS.open, NOW
   local oid = create('off_', 'offer.created', K_LOGO, o)
   redis.call('RPUSH', keys[FIXED_KEYS + 1], oid)
-  if o[O.expires_at] then redis.call('ZADD', K_DUE, o[O.expires_at], 'x:' .. oid) end
+  if o[O.expires_at] then redis.call('ZADD', K_DUE, int(o[O.expires_at]), 'x:' .. oid) end
   match_offer(oid, o, tiers, nil)
   return answer(oid)
 end)

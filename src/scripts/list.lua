@@ -63,7 +63,7 @@ local function list_start(key, after)
   local lo, hi = 0, redis.call('LLEN', key)
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if string.sub(redis.call('LINDEX', key, mid), 5) <= after then lo = mid + 1 else hi = mid end
+    if string.sub(redis.call('LINDEX', key, string.format('%d', mid)), 5) <= after then lo = mid + 1 else hi = mid end
   end
   return lo
 end
@@ -89,13 +89,13 @@ register('list', function(keys, args)
       tonumber(string.sub(after, 16, 19), 16)) or '-'
     while examined < budget and not done do
       local batch = math.min(64, budget - examined)
-      local entries = redis.call('XRANGE', keys[1], start, '+', 'COUNT', batch)
+      local entries = redis.call('XRANGE', keys[1], start, '+', 'COUNT', string.format('%d', batch))
       for _, e in ipairs(entries) do
         local ms, seq = string.match(e[1], '^(%d+)-(%d+)$')
         local id = prefix .. string.format('%011x%04x', tonumber(ms), tonumber(seq)) .. code
         start = '(' .. e[1]
         if consider(id) then
-          done = #redis.call('XRANGE', keys[1], start, '+', 'COUNT', 1) == 0
+          done = #redis.call('XRANGE', keys[1], start, '+', 'COUNT', '1') == 0
           out[1], out[2] = done and 1 or 0, last
           return out
         end
@@ -106,7 +106,7 @@ register('list', function(keys, args)
     local pos = list_start(keys[1], after)
     while examined < budget and not done do
       local batch = math.min(64, budget - examined)
-      local ids = redis.call('LRANGE', keys[1], pos, pos + batch - 1)
+      local ids = redis.call('LRANGE', keys[1], string.format('%d', pos), string.format('%d', pos + batch - 1))
       for _, id in ipairs(ids) do
         pos = pos + 1
         if string.sub(id, 1, 4) == prefix then
@@ -127,11 +127,11 @@ register('list', function(keys, args)
     local stop = '[' .. owner .. prefix .. '~'
     while examined < budget and not done do
       local batch = math.min(64, budget - examined)
-      local members = redis.call('ZRANGEBYLEX', keys[1], start, stop, 'LIMIT', 0, batch)
+      local members = redis.call('ZRANGEBYLEX', keys[1], start, stop, 'LIMIT', '0', string.format('%d', batch))
       for _, m in ipairs(members) do
         start = '(' .. m
         if consider(string.sub(m, #owner + 1)) then
-          done = #redis.call('ZRANGEBYLEX', keys[1], start, stop, 'LIMIT', 0, 1) == 0
+          done = #redis.call('ZRANGEBYLEX', keys[1], start, stop, 'LIMIT', '0', '1') == 0
           out[1], out[2] = done and 1 or 0, last
           return out
         end

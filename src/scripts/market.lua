@@ -22,6 +22,10 @@
 -- with holes). Times are Unix ms of Redis's clock (TIME), which every daemon shares.
 
 local FIXED_KEYS = 10
+
+-- Numbers go to redis.call as decimal text: Redis 7.0 prints a Lua number argument with
+-- "%.17g" (glibc's floating-point printer), many times dearer than an integer format.
+local function int(n) return string.format('%d', n) end
 local BAND = 10000000000000      -- 1e13 ms: one urgency band of need index scores
 local NO_DEADLINE = BAND - 1     -- needs without needed_by sort last in their band
 local LAST_DEADLINE = NO_DEADLINE - 1   -- deadlines past year 2286 sort as that year
@@ -38,7 +42,7 @@ local function begin(keys, args)
   K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK = keys[6], keys[7], keys[8], keys[9], keys[10]
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  LAPSE = { [0] = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), tonumber(args[4]) }
+  LAPSE = nil                    -- read when an allocation is made (lapse_after)
   CANDIDATES, ALLOCATIONS = tonumber(args[5]), tonumber(args[6])
   RETENTION, CODE = args[7], args[8]
   MARKET = MARKETS[CODE]
@@ -48,6 +52,14 @@ local function begin(keys, args)
 end
 
 local function arg(i) return ARGV_[8 + i] end
+
+-- The lapse delay (ms) of an urgency code.
+local function lapse_after(urgency)
+  if not LAPSE then
+    LAPSE = { [0] = tonumber(ARGV_[1]), tonumber(ARGV_[2]), tonumber(ARGV_[3]), tonumber(ARGV_[4]) }
+  end
+  return LAPSE[urgency]
+end
 
 -- ---- records ----
 
@@ -171,7 +183,7 @@ SYNC['off_'] = function(id, b, a)
   if b and b.open > 0 and a.open == 0 then
     redis.call('ZREM', offer_key(b.region, b.scope), id)
   elseif a.open > 0 and not (b and b.open > 0 and b.score == a.score) then
-    redis.call('ZADD', offer_key(a.region, a.scope), a.score, id)
+    redis.call('ZADD', offer_key(a.region, a.scope), int(a.score), id)
   end
 end
 SYNC['ned_'] = function(id, b, a)
@@ -185,7 +197,7 @@ SYNC['ned_'] = function(id, b, a)
   if b and b.open > 0 and a.open == 0 then
     redis.call('ZREM', need_key(b.region), id)
   elseif a.open > 0 and not (b and b.open > 0 and b.score == a.score) then
-    redis.call('ZADD', need_key(a.region), a.score, id)
+    redis.call('ZADD', need_key(a.region), int(a.score), id)
   end
 end
 SYNC['alc_'] = function(id, b, a)
@@ -209,7 +221,7 @@ local function flush()
     redis.call('HSET', K_REC, unpack(args))
   end
   for k, d in pairs(aggd) do
-    if d ~= 0 then redis.call('HINCRBY', K_AGG, k, d) end
+    if d ~= 0 then redis.call('HINCRBY', K_AGG, k, int(d)) end
   end
   dirty, dirty_n, aggd = {}, 0, {}
 end
@@ -239,5 +251,5 @@ end
 
 local function set_due(id, at)
   redis.call('ZREM', K_DUE, 'x:' .. id)
-  if at then redis.call('ZADD', K_DUE, at, 'x:' .. id) end
+  if at then redis.call('ZADD', K_DUE, int(at), 'x:' .. id) end
 end

@@ -17,8 +17,14 @@
 -- urgency band + needed_by (market.lua, need_score). Ties go to the older item (its id).
 
 local BATCH = 16
+local BATCH_TEXT = '16'
 
 -- ---- layouts ----
+
+-- A tier is {tier = TIER code, keys = a list of keys, first, last}: the keys
+-- keys[first..last]. A layout that came in KEYS in tier order points into KEYS_ itself, so
+-- nothing is built per call; the all layout lists each tier's keys (changes, actions and
+-- sweeps: calls that are rarer and need an arbitrary region's tiers).
 
 local function layout_all(base)
   local function at(r, s)
@@ -29,126 +35,146 @@ local function layout_all(base)
   offer_key = function(r, scope) return at(r, scope) end
   need_key = function(r) return at(r, 3) end
   local L = {}
+  local function listed(tier, keys)
+    return { tier = tier, keys = keys, first = 1, last = #keys }
+  end
   function L.need_tiers(R)
-    local t = { { tier = TIER.region, keys = { at(R, 0), at(R, 1), at(R, 2) } },
-                { tier = TIER.neighbours, keys = {} }, { tier = TIER.national, keys = {} } }
+    local nb, other = {}, {}
     for _, r in ipairs(REGIONS) do
       if NB[R][r] then
-        table.insert(t[2].keys, at(r, 1))
-        table.insert(t[2].keys, at(r, 2))
+        nb[#nb + 1] = at(r, 1)
+        nb[#nb + 1] = at(r, 2)
       elseif r ~= R then
-        table.insert(t[3].keys, at(r, 2))
+        other[#other + 1] = at(r, 2)
       end
     end
-    return t
+    return { listed(TIER.region, { at(R, 0), at(R, 1), at(R, 2) }),
+             listed(TIER.neighbours, nb), listed(TIER.national, other) }
   end
   function L.offer_tiers(R, scope)
-    local t = { { tier = TIER.region, keys = { at(R, 3) } }, { tier = TIER.neighbours, keys = {} },
-                { tier = TIER.national, keys = {} } }
+    local nb, other = {}, {}
     for _, r in ipairs(REGIONS) do
       if NB[R][r] then
-        if scope >= DELIVERY_SCOPE.neighbours then table.insert(t[2].keys, at(r, 3)) end
+        if scope >= DELIVERY_SCOPE.neighbours then nb[#nb + 1] = at(r, 3) end
       elseif r ~= R and scope >= DELIVERY_SCOPE.national then
-        table.insert(t[3].keys, at(r, 3))
+        other[#other + 1] = at(r, 3)
       end
     end
-    return t
+    return { listed(TIER.region, { at(R, 3) }), listed(TIER.neighbours, nb),
+             listed(TIER.national, other) }
   end
   return L
 end
 
--- The need layout for a need of region R (need_create).
+-- The need layout for a need of region R (need_create): tiers are ranges of KEYS_.
+local LAYOUT_BASE, LAYOUT_REGION, LAYOUT_SCOPE
+
+local function need_layout_offer_key(r, scope)
+  local base, R = LAYOUT_BASE, LAYOUT_REGION
+  if r == R then return KEYS_[base + 1 + scope] end
+  local i = NBIDX[R][r]
+  if i and scope >= DELIVERY_SCOPE.neighbours then
+    return KEYS_[base + 4 + 2 * (i - 1) + scope - 1]
+  end
+  i = OTHERIDX[R][r]
+  if i and scope == DELIVERY_SCOPE.national then
+    return KEYS_[base + 4 + 2 * #NEIGHBOURS[R] + i - 1]
+  end
+  error('no offer index for ' .. tostring(r) .. ' scope ' .. tostring(scope))
+end
+
+local function need_layout_need_key(r)
+  if r ~= LAYOUT_REGION then error('no need index for region ' .. tostring(r)) end
+  return KEYS_[LAYOUT_BASE]
+end
+
 local function layout_need(base, R)
-  local nb = NEIGHBOURS[R]
-  local first_other = base + 4 + 2 * #nb
-  need_key = function(r)
-    if r ~= R then error('no need index for region ' .. tostring(r)) end
-    return KEYS_[base]
-  end
-  offer_key = function(r, scope)
-    if r == R then return KEYS_[base + 1 + scope] end
-    local i = NBIDX[R][r]
-    if i and scope >= DELIVERY_SCOPE.neighbours then
-      return KEYS_[base + 4 + 2 * (i - 1) + scope - 1]
-    end
-    i = OTHERIDX[R][r]
-    if i and scope == DELIVERY_SCOPE.national then return KEYS_[first_other + i - 1] end
-    error('no offer index for ' .. tostring(r) .. ' scope ' .. tostring(scope))
-  end
-  local t = { { tier = TIER.region, keys = { KEYS_[base + 1], KEYS_[base + 2], KEYS_[base + 3] } },
-              { tier = TIER.neighbours, keys = {} }, { tier = TIER.national, keys = {} } }
-  for i = base + 4, first_other - 1 do table.insert(t[2].keys, KEYS_[i]) end
-  for i = first_other, #KEYS_ do table.insert(t[3].keys, KEYS_[i]) end
-  return t
+  LAYOUT_BASE, LAYOUT_REGION = base, R
+  offer_key, need_key = need_layout_offer_key, need_layout_need_key
+  local first_other = base + 4 + 2 * #NEIGHBOURS[R]
+  return { { tier = TIER.region, keys = KEYS_, first = base + 1, last = base + 3 },
+           { tier = TIER.neighbours, keys = KEYS_, first = base + 4, last = first_other - 1 },
+           { tier = TIER.national, keys = KEYS_, first = first_other, last = #KEYS_ } }
 end
 
 -- The offer layout for an offer of region R and scope S (offer_create).
+local function offer_layout_need_key(r)
+  local base, R, S = LAYOUT_BASE, LAYOUT_REGION, LAYOUT_SCOPE
+  if r == R then return KEYS_[base + 1] end
+  local i = NBIDX[R][r]
+  if i and S >= DELIVERY_SCOPE.neighbours then return KEYS_[base + 1 + i] end
+  i = OTHERIDX[R][r]
+  if i and S == DELIVERY_SCOPE.national then
+    return KEYS_[base + 2 + #NEIGHBOURS[R] + i - 1]
+  end
+  error('no need index for region ' .. tostring(r))
+end
+
+local function offer_layout_offer_key(r, scope)
+  if r ~= LAYOUT_REGION or scope ~= LAYOUT_SCOPE then
+    error('no offer index for ' .. tostring(r))
+  end
+  return KEYS_[LAYOUT_BASE]
+end
+
 local function layout_offer(base, R, S)
-  local nb = NEIGHBOURS[R]
-  local reach_nb = S >= DELIVERY_SCOPE.neighbours
-  local first_other = base + 2 + (reach_nb and #nb or 0)
-  offer_key = function(r, scope)
-    if r ~= R or scope ~= S then error('no offer index for ' .. tostring(r)) end
-    return KEYS_[base]
-  end
-  need_key = function(r)
-    if r == R then return KEYS_[base + 1] end
-    local i = NBIDX[R][r]
-    if i and reach_nb then return KEYS_[base + 1 + i] end
-    i = OTHERIDX[R][r]
-    if i and S == DELIVERY_SCOPE.national then return KEYS_[first_other + i - 1] end
-    error('no need index for region ' .. tostring(r))
-  end
-  local t = { { tier = TIER.region, keys = { KEYS_[base + 1] } },
-              { tier = TIER.neighbours, keys = {} }, { tier = TIER.national, keys = {} } }
-  for i = base + 2, first_other - 1 do table.insert(t[2].keys, KEYS_[i]) end
-  for i = first_other, #KEYS_ do table.insert(t[3].keys, KEYS_[i]) end
-  return t
+  LAYOUT_BASE, LAYOUT_REGION, LAYOUT_SCOPE = base, R, S
+  offer_key, need_key = offer_layout_offer_key, offer_layout_need_key
+  local first_other = base + 2 + (S >= DELIVERY_SCOPE.neighbours and #NEIGHBOURS[R] or 0)
+  return { { tier = TIER.region, keys = KEYS_, first = base + 1, last = base + 1 },
+           { tier = TIER.neighbours, keys = KEYS_, first = base + 2, last = first_other - 1 },
+           { tier = TIER.national, keys = KEYS_, first = first_other, last = #KEYS_ } }
 end
 
 -- ---- walking several sorted sets as one ----
 
--- Members of `keys` with lo <= score <= hi in (score, member) order, starting after
--- (from_score, from_member) when given. w.next() returns member, key or nil; w.score and
--- w.member are the last returned. Index changes wait for the end of the call (flush), so
--- nothing leaves a key while it is walked.
-local function walker(keys, lo, hi, from_score, from_member)
-  local heads = {}
-  for i, k in ipairs(keys) do
-    heads[i] = { key = k, buf = {}, pos = 1, offset = 0, done = false }
-  end
-  if from_score then lo = from_score end
-  local function fill(h)
-    while h.pos > #h.buf and not h.done do
-      local r = redis.call('ZRANGE', h.key, lo, hi, 'BYSCORE', 'LIMIT', h.offset, BATCH,
-        'WITHSCORES')
-      h.buf, h.pos = {}, 1
-      for i = 1, #r, 2 do
-        local s = tonumber(r[i + 1])
-        if not (from_member and s == from_score and r[i] <= from_member) then
-          h.buf[#h.buf + 1] = { r[i], s }
-        end
-      end
-      h.offset = h.offset + #r / 2
-      if #r < 2 * BATCH then h.done = true end
-    end
-  end
-  local w = {}
-  function w.next()
-    local best, bh
-    for _, h in ipairs(heads) do
-      fill(h)
-      local e = h.buf[h.pos]
-      if e and (not best or e[2] < best[2] or (e[2] == best[2] and e[1] < best[1])) then
-        best, bh = e, h
-      end
-    end
-    if not best then return nil end
-    bh.pos = bh.pos + 1
-    w.score, w.member = best[2], best[1]
-    return best[1], bh.key
+-- A walk over the keys of a tier with lo <= score <= hi in (score, member) order, starting
+-- after (from_score, from_member) when given. walk_next(w) returns the next member or nil;
+-- w.score and w.member are the last returned. Each key's head is a window of BATCH members
+-- (parallel arrays of members and scores) read when it runs dry. Index changes wait for the
+-- end of the call (flush), so nothing leaves a key while it is walked.
+local function walker(t, lo, hi, from_score, from_member)
+  local w = { n = 0, lo = from_score and int(from_score) or lo, hi = hi,
+              from_score = from_score, from_member = from_member }
+  for i = t.first, t.last do
+    w.n = w.n + 1
+    w[w.n] = { key = t.keys[i], m = {}, s = {}, len = 0, pos = 1, offset = 0, done = false }
   end
   return w
+end
+
+local function head_fill(w, h)
+  while h.pos > h.len and not h.done do
+    local r = redis.call('ZRANGE', h.key, w.lo, w.hi, 'BYSCORE', 'LIMIT', int(h.offset),
+      BATCH_TEXT, 'WITHSCORES')
+    local m, sc, len = h.m, h.s, 0
+    for i = 1, #r, 2 do
+      local score = tonumber(r[i + 1])
+      if not (w.from_member and score == w.from_score and r[i] <= w.from_member) then
+        len = len + 1
+        m[len], sc[len] = r[i], score
+      end
+    end
+    h.len, h.pos = len, 1
+    h.offset = h.offset + #r / 2
+    if #r < 2 * BATCH then h.done = true end
+  end
+end
+
+local function walk_next(w)
+  local bh, bm, bs
+  for i = 1, w.n do
+    local h = w[i]
+    head_fill(w, h)
+    if h.pos <= h.len then
+      local m, s = h.m[h.pos], h.s[h.pos]
+      if not bh or s < bs or (s == bs and m < bm) then bh, bm, bs = h, m, s end
+    end
+  end
+  if not bh then return nil end
+  bh.pos = bh.pos + 1
+  w.score, w.member = bs, bm
+  return bm
 end
 
 -- ---- bounded walks ----
@@ -160,7 +186,7 @@ end
 -- Saves where a walk stopped and asks for a later call to go on.
 local function pause(id, state)
   redis.call('HSET', K_WALK, id, cmsgpack.pack(state))
-  redis.call('ZADD', K_DUE, NOW, 'm:' .. id)
+  redis.call('ZADD', K_DUE, int(NOW), 'm:' .. id)
   more = true
 end
 
@@ -191,7 +217,7 @@ local function grant(nid, n, oid, o)
   local by = n[N.needed_by]
   if by and (by < NOW or o[O.ready_at] > by) then return 0 end
   if o[O.participant_id] == n[N.participant_id] then return 0 end
-  if excluded(nid, oid) then return 0 end
+  if (n[N.excluded] or 0) > 0 and excluded(nid, oid) then return 0 end
   local q = math.min(o[O.remaining], n[N.remaining])
   local lot = o[O.min_lot]
   if lot and q < lot and q ~= o[O.remaining] then return 0, true end
@@ -230,16 +256,16 @@ local function allocate(nid, n, oid, o, q, tier)
   a[A.quantity], a[A.tier], a[A.status] = q, tier, ALLOCATION_STATUS.proposed
   a[A.need_participant_id], a[A.offer_participant_id] = n[N.participant_id], o[O.participant_id]
   a[A.need_region], a[A.offer_region], a[A.urgency] = n[N.region], o[O.region], n[N.urgency]
-  a[A.lapse_at] = NOW + LAPSE[n[N.urgency]]
+  a[A.lapse_at] = NOW + lapse_after(n[N.urgency])
   a[A.updated_at] = NOW
   o[O.remaining], o[O.allocated] = o[O.remaining] - q, o[O.allocated] + q
   n[N.remaining], n[N.allocated] = n[N.remaining] - q, n[N.allocated] + q
   offer_changed(oid, o)
   need_changed(nid, n)
   local aid = create('alc_', 'allocation.proposed', K_LOGA, a)
-  redis.call('ZADD', K_AOWN, 0, a[A.need_participant_id] .. ':' .. aid, 0,
+  redis.call('ZADD', K_AOWN, '0', a[A.need_participant_id] .. ':' .. aid, '0',
     a[A.offer_participant_id] .. ':' .. aid)
-  redis.call('ZADD', K_DUE, a[A.lapse_at], 'l:' .. aid)
+  redis.call('ZADD', K_DUE, int(a[A.lapse_at]), 'l:' .. aid)
   if o[O.status] == OFFER_STATUS.depleted then emit('offer.depleted', oid, o) end
   made[#made + 1] = aid
   ALLOCATIONS = ALLOCATIONS - 1
@@ -257,16 +283,16 @@ local function match_need(nid, n, tiers, from)
     forget_walk(nid, had)
     return
   end
-  local hi = n[N.needed_by] or '+inf'
+  local hi = n[N.needed_by] and int(n[N.needed_by]) or '+inf'
   for ti = from and from[1] or 1, #tiers do
     local resume = from and ti == from[1]
-    local w = walker(tiers[ti].keys, '-inf', hi, resume and from[2], resume and from[3])
+    local w = walker(tiers[ti], '-inf', hi, resume and from[2], resume and from[3])
     while n[N.remaining] > 0 do
       if not budget_left() then
         pause(nid, { ti, w.score or (resume and from[2]) or nil, w.member or (resume and from[3]) or nil })
         return
       end
-      local oid = w.next()
+      local oid = walk_next(w)
       if not oid then break end
       CANDIDATES = CANDIDATES - 1
       local o = load(oid)
@@ -297,7 +323,7 @@ local function match_offer(oid, o, tiers, from)
     for ti = from and from[1] or 1, #tiers do
       for band = (from and ti == from[1]) and from[2] or 0, 3 do
         local resume = from and ti == from[1] and band == from[2]
-        local w = walker(tiers[ti].keys, band * BAND + lo_deadline, band * BAND + NO_DEADLINE,
+        local w = walker(tiers[ti], int(band * BAND + lo_deadline), int(band * BAND + NO_DEADLINE),
           resume and from[3], resume and from[4])
         while o[O.remaining] > 0 do
           if not budget_left() then
@@ -305,7 +331,7 @@ local function match_offer(oid, o, tiers, from)
                          w.member or (resume and from[4]) or nil, passed_over })
             return
           end
-          local nid = w.next()
+          local nid = walk_next(w)
           if not nid then break end
           CANDIDATES = CANDIDATES - 1
           local n = load(nid)

@@ -35,7 +35,7 @@ register('sweep', function(keys, args)
   begin(keys, args)
   local L = layout_all(FIXED_KEYS + 1)
   local limit = tonumber(arg(1))
-  local due = redis.call('ZRANGE', K_DUE, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGE', K_DUE, '-inf', int(NOW), 'BYSCORE', 'LIMIT', '0', int(limit))
   local taken = 0
   for _, member in ipairs(due) do
     local kind, id = string.sub(member, 1, 1), string.sub(member, 3)

@@ -5,18 +5,26 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "impactd/page.h"
 
 static void add(struct page *p, const char *key)
 {
-    assert_int_equal(page_add(p, key, key, json_string(key)), 0);
+    char json[32];
+    int n = snprintf(json, sizeof json, "\"%s\"", key);
+    assert_int_equal(page_add(p, key, key, json, (size_t)n), 0);
 }
 
-static const char *at(json_t *items, size_t i)
+static void assert_body(struct page *p, size_t limit, const char *want)
 {
-    return json_string_value(json_array_get(items, i));
+    struct buf out;
+    buf_init(&out);
+    page_body(p, limit, &out);
+    assert_false(out.failed);
+    assert_string_equal(out.data, want);
+    buf_free(&out);
 }
 
 static void test_parts_merge_in_key_order(void **state)
@@ -28,13 +36,7 @@ static void test_parts_merge_in_key_order(void **state)
     add(&p, "a");
     add(&p, "b");
     assert_int_equal(page_settle(&p), 3);
-    char next[PAGE_KEY_LEN];
-    json_t *items = page_take(&p, 10, next);
-    assert_int_equal(json_array_size(items), 3);
-    assert_string_equal(at(items, 0), "a");
-    assert_string_equal(at(items, 2), "c");
-    assert_string_equal(next, "");      /* the end */
-    json_decref(items);
+    assert_body(&p, 10, "{\"items\":[\"a\",\"b\",\"c\"],\"next_cursor\":null}");
     page_free(&p);
 }
 
@@ -48,11 +50,7 @@ static void test_limit_cuts_and_names_the_last_taken(void **state)
         add(&p, key);
     }
     page_settle(&p);
-    char next[PAGE_KEY_LEN];
-    json_t *items = page_take(&p, 4, next);
-    assert_int_equal(json_array_size(items), 4);
-    assert_string_equal(next, "d");
-    json_decref(items);
+    assert_body(&p, 4, "{\"items\":[\"a\",\"b\",\"c\",\"d\"],\"next_cursor\":\"d\"}");
     page_free(&p);
 }
 
@@ -70,12 +68,7 @@ static void test_the_earliest_stop_bounds_the_page(void **state)
     page_bound(&p, "c", "cursor-c");
     page_bound(&p, "f", "cursor-f");     /* a later stop does not move the bound */
     assert_int_equal(page_settle(&p), 2);
-    char next[PAGE_KEY_LEN];
-    json_t *items = page_take(&p, 10, next);
-    assert_int_equal(json_array_size(items), 2);
-    assert_string_equal(at(items, 1), "b");
-    assert_string_equal(next, "cursor-c");   /* resume from the bound */
-    json_decref(items);
+    assert_body(&p, 10, "{\"items\":[\"a\",\"b\"],\"next_cursor\":\"cursor-c\"}");
     page_free(&p);
 }
 
@@ -89,10 +82,17 @@ static void test_full_page_before_the_bound_resumes_after_its_last(void **state)
     add(&p, "c");
     page_bound(&p, "z", "cursor-z");
     page_settle(&p);
-    char next[PAGE_KEY_LEN];
-    json_t *items = page_take(&p, 2, next);
-    assert_string_equal(next, "b");
-    json_decref(items);
+    assert_body(&p, 2, "{\"items\":[\"a\",\"b\"],\"next_cursor\":\"b\"}");
+    page_free(&p);
+}
+
+static void test_empty_page(void **state)
+{
+    (void)state;
+    struct page p;
+    page_init(&p);
+    assert_int_equal(page_settle(&p), 0);
+    assert_body(&p, 50, "{\"items\":[],\"next_cursor\":null}");
     page_free(&p);
 }
 
@@ -103,6 +103,7 @@ int main(void)
         cmocka_unit_test(test_limit_cuts_and_names_the_last_taken),
         cmocka_unit_test(test_the_earliest_stop_bounds_the_page),
         cmocka_unit_test(test_full_page_before_the_bound_resumes_after_its_last),
+        cmocka_unit_test(test_empty_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
