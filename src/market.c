@@ -191,15 +191,19 @@ static void on_version_bumped(void *arg, enum store_status st, redisReply *reply
         log_debug("msg=\"feed version not bumped\"");   /* cached feeds expire anyway */
 }
 
-static void bump_version(struct server *srv, enum store_fn fn)
+void market_changed(struct server *srv)
 {
-    if (fn == FN_LIST)
-        return;
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "INCR");
     store_key(&srv->store, &c, KEY_FEED_VERSION);
     store_send(&srv->store, &c, on_version_bumped, NULL);
+}
+
+static void bump_version(struct server *srv, enum store_fn fn)
+{
+    if (fn != FN_LIST && fn != FN_SWEEP)
+        market_changed(srv);
 }
 
 void market_req(struct req *r, struct market_call *mc, req_store_cb cb)
@@ -230,7 +234,9 @@ int market_answer_read(const redisReply *reply, struct market_answer *a)
     }
     if ((reply->elements - 2) % 2)
         return -1;
-    a->more = strcmp(reply->element[1]->str, "more") == 0;
+    const char *flags = reply->element[1]->str;
+    a->more = strstr(flags, "more") != NULL;
+    a->changed = strstr(flags, "changed") != NULL;
     a->nobjects = (reply->elements - 2) / 2;
     a->objects = reply->element + 2;
     return 0;

@@ -45,7 +45,10 @@ static void on_swept(void *arg, enum store_status st, redisReply *reply)
         return;
     }
     srv->metrics.allocations_made += a.nobjects;
-    notify_kick(srv, market);
+    if (a.changed) {
+        market_changed(srv);
+        notify_kick(srv, market);
+    }
     if ((a.more || sw->again[market]) && !srv->stopping)
         sweep_market(srv, market);
     sw->again[market] = false;

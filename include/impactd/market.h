@@ -48,16 +48,20 @@ void market_free(struct server *srv);
 void market_call_begin(struct server *srv, struct market_call *mc, enum store_fn fn,
                        size_t market, const char *own, enum market_reach reach,
                        const char *region, int scope);
-/* Sends it on behalf of a request, or of the daemon itself. Every call but a list also bumps
- * the stock feed's version, right behind it on the same connection. */
+/* Sends it on behalf of a request, or of the daemon itself. Every call but a list or a sweep
+ * also bumps the stock feed's version, right behind it on the same connection; a sweep's
+ * caller bumps it with market_changed when the answer says so. */
 void market_req(struct req *r, struct market_call *mc, req_store_cb cb);
 void market_send(struct server *srv, struct market_call *mc, store_cb cb, void *arg);
+/* Bumps the stock feed's version after a call whose answer said `changed`. */
+void market_changed(struct server *srv);
 
 /* A market function's answer: {'ok', flags, id, record, ...} or {code, detail}. */
 struct market_answer {
     const char *error;              /* NULL, or "not_found" | "forbidden" | "conflict" */
     const char *detail;
     bool more;                      /* matching goes on in a later call */
+    bool changed;                   /* records were written */
     size_t nobjects;                /* id/record pairs: the main object, then allocations */
     redisReply *const *objects;     /* objects[2i] id, objects[2i + 1] record */
 };

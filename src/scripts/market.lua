@@ -34,7 +34,7 @@ local LAST_DEADLINE = NO_DEADLINE - 1   -- deadlines past year 2286 sort as that
 local K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN, K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK
 local KEYS_, ARGV_
 local NOW, LAPSE, CANDIDATES, ALLOCATIONS, RETENTION, CODE, MARKET
-local cache, before, packed, dirty, dirty_n, aggd, made, more
+local cache, before, packed, dirty, dirty_n, aggd, made, more, changed
 
 local function begin(keys, args)
   KEYS_, ARGV_ = keys, args
@@ -48,7 +48,7 @@ local function begin(keys, args)
   MARKET = MARKETS[CODE]
   if not MARKET then error('unknown market code ' .. tostring(CODE)) end
   cache, before, packed, dirty, dirty_n, aggd, made = {}, {}, {}, {}, 0, {}, {}
-  more = false
+  more, changed = false, false
 end
 
 local function arg(i) return ARGV_[8 + i] end
@@ -219,6 +219,7 @@ local function flush()
       k = k + 2
     end
     redis.call('HSET', K_REC, unpack(args))
+    changed = true
   end
   for k, d in pairs(aggd) do
     if d ~= 0 then redis.call('HINCRBY', K_AGG, k, int(d)) end
@@ -227,10 +228,11 @@ local function flush()
 end
 
 -- The answer of a market function: {'ok', flags, id, record, id, record, ...}: the main
--- object first, then the allocations the call made.
+-- object first, then the allocations the call made. flags: words, 'more' (matching goes on
+-- in a later call), 'changed' (records were written: events to notify, aggregates).
 local function answer(id)
   flush()
-  local out = { 'ok', more and 'more' or '' }
+  local out = { 'ok', (more and 'more ' or '') .. (changed and 'changed' or '') }
   if id then
     out[3], out[4] = id, packed[id] or pack_record(id, cache[id])
   end

@@ -30,7 +30,8 @@ end
 
 -- KEYS: the fixed market keys, then the all layout.
 -- ARGV: 1 the most due members to take.
--- Answers {'ok', flags, made...}: flags 'more' when more may be due now.
+-- Answers {'ok', flags, made...}: flags 'more' when more may be due now, 'changed' when
+-- anything was (a sweep that found nothing due changes nothing: no feed version, no kick).
 register('sweep', function(keys, args)
   begin(keys, args)
   local L = layout_all(FIXED_KEYS + 1)

@@ -256,6 +256,31 @@ def test_lapse_returns_quantity_and_rematches(impactd):
     assert (b_["remaining"], b_["allocated"], b_["released"], b_["status"]) == (0, 0, 100, "depleted"), b_
 
 
+def test_a_lapse_shows_in_the_stock_feed_at_once(impactd):
+    """The stock feed is served from a body cached until the aggregates change (or 5 s
+    pass). A lapse is a change made by the sweeper, not by a request: it must make the
+    cached body stale at once, while a sweep that finds nothing due must not."""
+    w = World(impactd(env=SHORT_LAPSE))
+    m, hosp = w.manufacturer("11"), w.hospital("11")
+    m.offer(GEL, 100)
+    _, allocs = hosp.need(GEL, 40, "stat")
+    assert len(allocs) == 1, allocs
+
+    def row():
+        body = w.admin.get_ok("/v1/feeds/stock", params={"region": "11", "product": GEL})
+        rows = [r for r in body["rows"] if (r["region"], r["product"]) == ("11", GEL)]
+        assert len(rows) == 1, body
+        return rows[0]
+
+    before = row()                 # builds and caches the body
+    assert (before["allocated_in_flight"], before["needed_open"]) == (40, 0), before
+    h.poll_until(lambda: status_of(w, allocs[0]["id"]) == "lapsed", 10,
+                 "the allocation to lapse", interval=0.1)
+    after = row()                  # within the cache's 5 s: only a version bump shows it
+    # the lapsed 40 are released (not offered again) and the need is open for 40 again
+    assert (after["allocated_in_flight"], after["needed_open"]) == (0, 40), after
+
+
 def test_confirmed_allocation_does_not_lapse(impactd):
     w = World(impactd(env=SHORT_LAPSE))
     m, hosp = w.manufacturer("11"), w.hospital("11")
