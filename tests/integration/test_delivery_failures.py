@@ -229,3 +229,93 @@ def test_redis_restart_from_its_append_only_file_loses_nothing(impactd, redis_fa
 def wait_n(p: wr.Party, n: int, seconds: float = 15.0) -> list[dict]:
     return wr.wait_until(lambda: (lambda items: items if len(items) >= n else None)(p.inbox()),
                          seconds, f"{n} items in the inbox of {p.id}")
+
+
+# ------------------------------------------------------------------ connections and busy endpoints
+
+def test_a_request_lost_on_a_reused_connection_is_sent_again_at_once(impactd, webhook_receiver):
+    """A receiver may close an idle keep-alive connection just as impactd sends on it: the
+    request is sent again at once on a new connection, and that is not a failed attempt."""
+    d = impactd(env=notify_env(IMPACTD_WEBHOOK_MAX_PER_ENDPOINT="1",
+                               IMPACTD_WEBHOOK_RETRY_SCHEDULE="0s,5s"))
+    answered_one = []
+
+    def behaviour(req: wr.Received, attempt: int) -> wr.Action:
+        # the first request is answered; after that, the first sight of each message drops
+        # its connection unanswered (with one connection, always a connection used before)
+        if not answered_one:
+            answered_one.append(req.webhook_id)
+            return wr.Action(200)
+        return wr.Action(None) if attempt == 1 else wr.Action(200)
+
+    rh = webhook_receiver(behaviour)
+    hp = party(d, "hospital", rh.url)
+    m = party(d, "manufacturer")
+    wr.offer(m, 100)
+    for _ in range(3):
+        wr.need(hp, 10)
+    reqs = rh.wait_for(lambda rs: rs if len({r.webhook_id for r in rs if r.answered == 200}) >= 3
+                       else None, 10, "3 messages answered 200")
+    items = {i["id"]: i for i in hp.inbox()}
+    keys = wr.public_keys(d)
+    for wid in items:
+        sent = rh.by_id(wid)
+        assert [r.answered for r in sent] == ([200] if wid in answered_one else [None, 200]), sent
+        if len(sent) == 2:
+            assert sent[1].at - sent[0].at < 2.0 * h.SLOW, f"not sent again at once: {sent}"
+        for r in sent:      # still the first attempt: the message's own timestamp
+            assert int(r.headers["webhook-timestamp"]) == items[wid]["timestamp"]
+        wr.check_webhook_signatures(sent[-1], hp.secret, keys)
+    rh.assert_stays(lambda rs: len(rs) == len(reqs), 0.5, "nothing more")
+    metrics = h.parse_prometheus(h.api(d).get("/metrics").text)
+    assert sum(v for _, _, v in metrics["impactd_webhooks_retried_total"]["samples"]) == 0
+    assert not wr.dead_letters(d)
+
+
+def test_an_endpoint_at_its_cap_is_not_claimed_over_and_over(impactd, redis_server,
+                                                             webhook_receiver):
+    """20 messages for a receiver that never answers, 2 at a time: the 18 waiting are put back
+    on the schedule for when the endpoint may have room, not claimed and loaded again every
+    few milliseconds while it is busy."""
+    d = impactd(redis=redis_server, env=notify_env(IMPACTD_WEBHOOK_MAX_PER_ENDPOINT="2",
+                                                   IMPACTD_WEBHOOK_TIMEOUT="10s"))
+    hung = webhook_receiver(wr.hang())
+    hp = party(d, "hospital", hung.url)
+    m = party(d, "manufacturer")
+    wr.offer(m, 1000)
+    for _ in range(20):
+        wr.need(hp, 10)
+    hung.wait_for(lambda rs: len(rs) >= 2, 10, "the hung receiver holding 2 requests")
+    wr.wait_until(lambda: len(hp.inbox()) == 20, 10, "20 messages stored")
+
+    def loads() -> int:     # delivery_load reads each message's body with one XRANGE
+        info = redis_server.cmd("INFO", "commandstats").decode()
+        for line in info.splitlines():
+            if line.startswith("cmdstat_xrange:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+    hung.assert_stays(lambda rs: len(rs) == 2, 1.0, "no third request at once")
+    before = loads()
+    hung.assert_stays(lambda rs: len(rs) == 2, 3.0, "no third request at once")
+    loaded = loads() - before
+    # re-claiming the 18 every 100 ms would load them ~540 times in 3 s
+    assert loaded < 100, f"{loaded} message loads in 3 s while the endpoint was busy"
+
+
+def test_a_private_address_is_refused_when_connecting(impactd, redis_server, webhook_receiver):
+    """A webhook URL set while private addresses were allowed is refused once they are not:
+    the address is checked when impactd connects (after resolving), not only when it is set."""
+    rh = webhook_receiver()
+    d1 = impactd(redis=redis_server, env=notify_env())
+    m, hp = party(d1, "manufacturer"), party(d1, "hospital", rh.url)
+    assert d1.stop() == 0
+    d2 = impactd(redis=redis_server, env=notify_env(IMPACTD_WEBHOOK_ALLOW_PRIVATE="0",
+                                                    IMPACTD_WEBHOOK_RETRY_SCHEDULE="0s,1s"))
+    for p in (m, hp):
+        p.daemon, p.api = d2, h.api(d2, p.token)
+    allocate(m, hp, 10, offer_quantity=100)
+    item = wr.wait_until(lambda: hp.inbox(), 10, "the hospital's inbox item")[0]
+    dead = wr.wait_until(lambda: [x for x in wr.dead_letters(d2) if x["message_id"] == item["id"]],
+                         10, "the message in the dead letters")[0]
+    assert dead["attempts"] == 2 and "private" in dead["last_error"], dead
+    assert rh.snapshot() == [] and rh.connections == 0, rh.snapshot()

@@ -1,12 +1,14 @@
 """Webhooks (docs/notifications.md; shared/spec/API.md, section Signed notifications):
 who receives what, the payload, the Standard Webhooks headers and signatures (v1 with the npm
-package `standardwebhooks` and in Python, v1a with PyNaCl), GET /v1/keys, HTTPS with a test CA."""
+package `standardwebhooks` and in Python, v1a with PyNaCl), GET /v1/keys, HTTPS with a test CA,
+keep-alive connections shared by the messages to one endpoint."""
 from __future__ import annotations
 
 import base64
 import json
 import time
 
+import pytest
 
 import impactd_harness as h
 import webhook_receiver as wr
@@ -278,3 +280,58 @@ def test_https_without_the_ca_never_delivers(impactd, webhook_receiver, test_ca)
         assert listed[0]["participant_id"] == hp.id, listed
         assert len(rh.tls_failures) >= 2, rh.tls_failures
     assert len(rh.tls_failures) >= 1
+
+
+# ------------------------------------------------------------------ keep-alive connections
+
+def proposals(d, hp: wr.Party, n: int) -> list[str]:
+    """n allocation.proposed messages to hp (the manufacturer has no webhook): their ids."""
+    m = party(d, "manufacturer")
+    wr.offer(m, 10 * n)
+    return [wr.need(hp, 10)[1][0]["id"] for _ in range(n)]
+
+
+def delivered_ids(n: int):
+    return lambda reqs: reqs if len({r.webhook_id for r in reqs if r.answered == 200}) >= n else None
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_messages_share_keep_alive_connections(impactd, webhook_receiver, test_ca, tls):
+    """Many messages to one endpoint go over at most webhook_max_per_endpoint connections,
+    each reused from message to message, every request signed as a single one would be."""
+    env = {"IMPACTD_WEBHOOK_MAX_PER_ENDPOINT": "2"}
+    if tls:
+        env["IMPACTD_WEBHOOK_CA_FILE"] = str(test_ca.ca_cert)
+    d = impactd(env=notify_env(**env))
+    rh = webhook_receiver(tls=test_ca if tls else None)
+    hp = party(d, "hospital", rh.url)
+    allocs = proposals(d, hp, 30)
+    got = rh.wait_for(delivered_ids(30), 20, "30 messages answered 200")
+    keys = wr.public_keys(d)
+    items = {i["id"]: i for i in hp.inbox()}
+    assert len(items) == 30, items
+    assert {json.loads(r.body)["data"]["id"] for r in got} == set(allocs)
+    for r in got:
+        check_payload(r, "allocation.proposed")
+        wr.check_webhook_signatures(r, hp.secret, keys)
+        # a first attempt carries the message's own timestamp: the inbox item's signature
+        assert int(r.headers["webhook-timestamp"]) == items[r.webhook_id]["timestamp"], r.headers
+        assert r.headers.get("connection", "").lower() != "close", r.headers
+    rh.assert_stays(lambda reqs: len(reqs) == 30, 0.5, "each message once, no retry")
+    assert 1 <= rh.connections <= 2, f"{rh.connections} connections for {len(got)} requests"
+    assert not rh.tls_failures, rh.tls_failures
+
+
+def test_a_receiver_that_closes_each_connection_gets_every_message_once(impactd, webhook_receiver):
+    d = impactd(env=notify_env(IMPACTD_WEBHOOK_MAX_PER_ENDPOINT="2"))
+    rh = webhook_receiver(lambda req, attempt: wr.Action(200, headers={"Connection": "close"}))
+    hp = party(d, "hospital", rh.url)
+    proposals(d, hp, 10)
+    got = rh.wait_for(delivered_ids(10), 15, "10 messages answered 200")
+    keys = wr.public_keys(d)
+    for r in got:
+        wr.check_webhook_signatures(r, hp.secret, keys)
+    rh.assert_stays(lambda reqs: len(reqs) == 10, 0.5, "each message once, no retry")
+    assert rh.connections == 10, f"{rh.connections} connections: one per answer that closed it"
+    metrics = h.parse_prometheus(h.api(d).get("/metrics").text)
+    assert sum(v for _, _, v in metrics["impactd_webhooks_retried_total"]["samples"]) == 0
