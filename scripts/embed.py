@@ -3,7 +3,7 @@
 
 --lua OUT a.lua b.lua ...   -> the function library's files `LUA_FILES[]` {name, body} in
                                that order, and `enum store_fn` of the functions they
-                               register (`register('name', ...)`), with `FN_NAMES[]`.
+                               register (`register('name', ...)` or `register_market('name', ...)`), with `FN_NAMES[]`.
 --blob NAME OUT FILE        -> `static const char NAME[]` and `NAME_len`.
 """
 import re
@@ -20,7 +20,7 @@ def c_array(name: str, data: bytes) -> str:
     return 'static const char %s[] __attribute__((unused)) = {\n    %s0x00\n};' % (name, body)
 
 
-REGISTER = re.compile(r"^register\('([a-z_]+)'", re.M)
+REGISTER = re.compile(r"^register(?:_market)?\('([a-z_]+)'", re.M)
 
 
 def lua_library(out_path, inputs):

@@ -129,13 +129,18 @@ static bool answer_read(struct req *r, struct engine_job *j, enum store_status s
     }
     if (a->error) {
         int status = !strcmp(a->error, "not_found") ? 404 : !strcmp(a->error, "forbidden") ? 403
-                                                                                           : 409;
-        reply_problem(r, status, status == 409 ? "conflict" : NULL, a->detail);
+                     : !strcmp(a->error, "idem_reuse") ? 422 : 409;
+        reply_problem(r, status, status == 409   ? "conflict"
+                                 : status == 422 ? "idempotency-key-reuse" : NULL, a->detail);
         return false;
     }
     if (a->nobjects == 0) {
         reply_problem(r, 500, NULL, "the store answered without the object");
         return false;
+    }
+    if (a->replayed) {      /* a repeat: the first request's outcome, nothing changed now */
+        req_set_header(r, "Idempotent-Replayed", "true");
+        return true;
     }
     /* what follows a change: the notifier reads its events now; work a bounded call left
      * for later is swept now */
@@ -228,7 +233,8 @@ void engine_create(struct req *r, const struct item_kind *k)
     int scope = enum_code(&ENUM_DELIVERY_SCOPE,
                           json_string_value(json_object_get(values, "delivery_scope")));
     struct market_call mc;
-    market_call_begin(srv, &mc, k->create, p->market, r->who.participant_id, k->reach,
+    market_call_begin(srv, &mc, k->create, p->market, &r->idem, r->who.participant_id,
+                      k->reach,
                       json_string_value(json_object_get(values, "region")), scope);
     cmd_addn(&mc.cmd, pb.sb.data, pb.sb.size);
     packbuf_free(&pb);
@@ -274,7 +280,8 @@ void engine_update(struct req *r, const struct resource *res, bool remove)
     }
     j->status = 200;
     struct market_call mc;
-    market_call_begin(r->srv, &mc, FN_ITEM_UPDATE, (size_t)market, NULL, REACH_ALL, NULL, 0);
+    market_call_begin(r->srv, &mc, FN_ITEM_UPDATE, (size_t)market, NULL, NULL, REACH_ALL, NULL,
+                      0);
     cmd_add(&mc.cmd, req_param(r, 0));
     cmd_add(&mc.cmd, r->who.participant_id);
     cmd_add(&mc.cmd, remove ? "delete" : "patch");
@@ -298,7 +305,8 @@ void engine_act(struct req *r, const struct resource *res, const char *action)
         return;
     j->status = 200;
     struct market_call mc;
-    market_call_begin(r->srv, &mc, FN_ALLOC_ACTION, (size_t)market, NULL, REACH_ALL, NULL, 0);
+    market_call_begin(r->srv, &mc, FN_ALLOC_ACTION, (size_t)market, &r->idem, NULL, REACH_ALL,
+                      NULL, 0);
     cmd_add(&mc.cmd, req_param(r, 0));
     cmd_add(&mc.cmd, action);
     cmd_add(&mc.cmd, r->who.participant_id);

@@ -160,18 +160,22 @@ static const struct market_block *block_index(struct server *srv, size_t market,
 }
 
 void market_call_begin(struct server *srv, struct market_call *mc, enum store_fn fn,
-                       size_t market, const char *own, enum market_reach reach,
-                       const char *region, int scope)
+                       size_t market, const struct req_idem *idem, const char *own,
+                       enum market_reach reach, const char *region, int scope)
 {
     const struct market *m = &srv->catalog.markets[market];
+    bool keyed = idem && idem->digest[0];
     cmd_init(&mc->cmd);
     mc->fn = fn;
     mc->market = market;
     const struct market_block *fixed = block_fixed(srv, market);
     cmd_append(&mc->cmd, &fixed->cmd);
     mc->nkeys = fixed->nkeys;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, MKEY_IDEM, keyed ? idem->digest : "");
+    store_key(&srv->store, &mc->cmd, KEY_MARKET, m->id, suffix);   /* never written unkeyed */
+    mc->nkeys++;
     if (own) {
-        char suffix[64];
         snprintf(suffix, sizeof suffix, MKEY_OWN, own);
         store_key(&srv->store, &mc->cmd, KEY_MARKET, m->id, suffix);
         mc->nkeys++;
@@ -182,6 +186,7 @@ void market_call_begin(struct server *srv, struct market_call *mc, enum store_fn
     cmd_append(&mc->cmd, &index->cmd);
     mc->nkeys += index->nkeys;
     cmd_append(&mc->cmd, &block_common(srv, market)->cmd);
+    cmd_add(&mc->cmd, keyed ? idem->fingerprint : "");
 }
 
 static void on_version_bumped(void *arg, enum store_status st, redisReply *reply)
@@ -237,6 +242,7 @@ int market_answer_read(const redisReply *reply, struct market_answer *a)
     const char *flags = reply->element[1]->str;
     a->more = strstr(flags, "more") != NULL;
     a->changed = strstr(flags, "changed") != NULL;
+    a->replayed = strstr(flags, "replayed") != NULL;
     a->nobjects = (reply->elements - 2) / 2;
     a->objects = reply->element + 2;
     return 0;

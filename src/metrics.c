@@ -175,7 +175,7 @@ int metrics_render(const struct metrics *m, struct evbuffer *out)
                  "timeout: no reply in time).");
     rc |= evbuffer_add_printf(out, "impactd_store_errors_total{kind=\"down\"} %llu\n"
                               "impactd_store_errors_total{kind=\"timeout\"} %llu\n",
-                              (unsigned long long)m->store_errors[1],
+                              (unsigned long long)(m->store_errors[1] + m->store_errors[3]),
                               (unsigned long long)m->store_errors[2]) < 0;
     return rc ? -1 : 0;
 }

@@ -96,8 +96,14 @@ void reply_store_failure(struct req *r, enum store_status status, const redisRep
         return;
     }
     req_set_header(r, "Retry-After", "1");
+    if (status != STORE_DOWN)
+        r->outcome_unknown = true;      /* the call may have run: idempotency.c keeps its key */
     reply_problem(r, 503, NULL, status == STORE_TIMEOUT
-                                    ? "the store did not answer in time; try again"
+                                    ? "the store did not answer in time; the request may still "
+                                      "take effect: retry with the same Idempotency-Key"
+                                : status == STORE_LOST
+                                    ? "the connection to the store was lost; the request may "
+                                      "have taken effect: retry with the same Idempotency-Key"
                                     : "the store is unavailable; try again shortly");
 }
 

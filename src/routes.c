@@ -11,6 +11,7 @@
 #define MF ROLE_MANUFACTURER
 #define PARTY (ROLE_MANUFACTURER | ROLE_HOSPITAL)
 #define READ (ROLE_MINISTRY | ROLE_ADMIN)
+#define ACT (ROUTE_BODY_OPTIONAL | ROUTE_IDEM_ATOMIC)
 
 static const struct route ROUTES[] = {
     /* operations */
@@ -32,13 +33,13 @@ static const struct route ROUTES[] = {
     { M_POST, "/v1/participants/{id}/tokens", A, ROUTE_BODY_OPTIONAL, participants_issue_token },
     { M_DELETE, "/v1/tokens/{token_id}", ANY, 0, participants_revoke_token },
     /* offers: manufacturers post and change their own; everyone reads what they may see */
-    { M_POST, "/v1/offers", MF, ROUTE_BODY, offers_create },
+    { M_POST, "/v1/offers", MF, ROUTE_BODY | ROUTE_IDEM_ATOMIC, offers_create },
     { M_GET, "/v1/offers", ANY, 0, offers_list },
     { M_GET, "/v1/offers/{id}", ANY, 0, offers_get },
     { M_PATCH, "/v1/offers/{id}", MF, ROUTE_BODY, offers_patch },
     { M_DELETE, "/v1/offers/{id}", MF, 0, offers_delete },
     /* needs: hospitals (finished goods) and manufacturers (their inputs) */
-    { M_POST, "/v1/needs", PARTY, ROUTE_BODY, needs_create },
+    { M_POST, "/v1/needs", PARTY, ROUTE_BODY | ROUTE_IDEM_ATOMIC, needs_create },
     { M_GET, "/v1/needs", PARTY | READ, 0, needs_list },
     { M_GET, "/v1/needs/{id}", PARTY | READ, 0, needs_get },
     { M_PATCH, "/v1/needs/{id}", PARTY, ROUTE_BODY, needs_patch },
@@ -46,10 +47,10 @@ static const struct route ROUTES[] = {
     /* allocations: both sides act on their own; ministry and admin read */
     { M_GET, "/v1/allocations", PARTY | READ, 0, allocations_list },
     { M_GET, "/v1/allocations/{id}", PARTY | READ, 0, allocations_get },
-    { M_POST, "/v1/allocations/{id}/confirm", PARTY, ROUTE_BODY_OPTIONAL, allocations_confirm },
-    { M_POST, "/v1/allocations/{id}/decline", PARTY, ROUTE_BODY_OPTIONAL, allocations_decline },
-    { M_POST, "/v1/allocations/{id}/ship", PARTY, ROUTE_BODY_OPTIONAL, allocations_ship },
-    { M_POST, "/v1/allocations/{id}/receive", PARTY, ROUTE_BODY_OPTIONAL, allocations_receive },
+    { M_POST, "/v1/allocations/{id}/confirm", PARTY, ACT, allocations_confirm },
+    { M_POST, "/v1/allocations/{id}/decline", PARTY, ACT, allocations_decline },
+    { M_POST, "/v1/allocations/{id}/ship", PARTY, ACT, allocations_ship },
+    { M_POST, "/v1/allocations/{id}/receive", PARTY, ACT, allocations_receive },
     /* the ministry's feeds (a regional token sees its regions only) */
     { M_GET, "/v1/feeds/stock", READ, 0, feeds_stock },
     { M_GET, "/v1/feeds/events", READ, 0, feeds_events },

@@ -556,3 +556,25 @@ int signing_rotate(struct signing *s, const char *path, char *err, size_t errlen
     signing_wipe(&n);
     return rc;
 }
+
+void signing_derive(const struct signing_key *k, const char *context, const void *msg,
+                    size_t len, unsigned char out[32])
+{
+    unsigned char seed[crypto_sign_SEEDBYTES];
+    crypto_sign_ed25519_sk_to_seed(seed, k->sk);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, seed, sizeof seed, 32);
+    crypto_generichash_update(&st, (const unsigned char *)context, strlen(context) + 1);
+    crypto_generichash_update(&st, msg, len);
+    crypto_generichash_final(&st, out, 32);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(&st, sizeof st);
+}
+
+const struct signing_key *signing_find(const struct signing *s, const char *kid)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (strcmp(s->keys[i].kid, kid) == 0)
+            return &s->keys[i];
+    return NULL;
+}

@@ -600,7 +600,7 @@ static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (!r) {
-        call_finish(call, STORE_DOWN, NULL);
+        call_finish(call, STORE_LOST, NULL);
         call_free(call);
         return;
     }

@@ -66,7 +66,7 @@ static void sweep_market(struct server *srv, size_t market)
         return;
     *sc = (struct sweep_call){ srv, market };
     struct market_call mc;
-    market_call_begin(srv, &mc, FN_SWEEP, market, NULL, REACH_ALL, NULL, 0);
+    market_call_begin(srv, &mc, FN_SWEEP, market, NULL, NULL, REACH_ALL, NULL, 0);
     cmd_addll(&mc.cmd, SWEEP_BATCH);
     sw->busy[market] = true;
     sw->in_flight++;

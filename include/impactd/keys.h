@@ -27,6 +27,7 @@
 #define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>", "m:<id>" by ms */
 #define MKEY_WALK              "walk"        /* hash: id -> where a bounded walk stopped */
 #define MARKET_FIXED_KEYS      10
+#define MKEY_IDEM              "idem:%s"     /* string: a keyed POST's recorded outcome (24 h) */
 #define MKEY_OWN               "own:%s"      /* list: a participant's offers and needs */
 #define MKEY_OFFER_INDEX       "oi:%s:%s"    /* zset: open offers of a region and scope */
 #define MKEY_NEED_INDEX        "ni:%s"       /* zset: open needs of a region */

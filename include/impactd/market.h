@@ -42,12 +42,13 @@ struct market_keys {
 int market_init(struct server *srv) __attribute__((warn_unused_result));
 void market_free(struct server *srv);
 
-/* Starts a call: the fixed keys, `own` (a participant's list; NULL: none), the index keys of
- * `reach` (region and scope: the item's own, for REACH_NEED and REACH_OFFER), then the
- * arguments every market function takes. The caller appends the function's own. */
+/* Starts a call: the fixed keys, the Idempotency-Key's record (`idem`: the request's, or
+ * NULL), `own` (a participant's list; NULL: none), the index keys of `reach` (region and
+ * scope: the item's own, for REACH_NEED and REACH_OFFER), then the arguments every market
+ * function takes. The caller appends the function's own. */
 void market_call_begin(struct server *srv, struct market_call *mc, enum store_fn fn,
-                       size_t market, const char *own, enum market_reach reach,
-                       const char *region, int scope);
+                       size_t market, const struct req_idem *idem, const char *own,
+                       enum market_reach reach, const char *region, int scope);
 /* Sends it on behalf of a request, or of the daemon itself. Every call but a list or a sweep
  * also bumps the stock feed's version, right behind it on the same connection; a sweep's
  * caller bumps it with market_changed when the answer says so. */
@@ -58,10 +59,12 @@ void market_changed(struct server *srv);
 
 /* A market function's answer: {'ok', flags, id, record, ...} or {code, detail}. */
 struct market_answer {
-    const char *error;              /* NULL, or "not_found" | "forbidden" | "conflict" */
+    const char *error;              /* NULL, or "not_found" | "forbidden" | "conflict" |
+                                     * "idem_reuse" (the key came with another request) */
     const char *detail;
     bool more;                      /* matching goes on in a later call */
     bool changed;                   /* records were written */
+    bool replayed;                  /* the outcome recorded under the Idempotency-Key */
     size_t nobjects;                /* id/record pairs: the main object, then allocations */
     redisReply *const *objects;     /* objects[2i] id, objects[2i + 1] record */
 };

@@ -31,7 +31,7 @@ struct metrics {
     struct route_metrics *routes;           /* owned; nroutes + 1: the last is unmatched */
     size_t nroutes;
     struct histogram store_latency;
-    uint64_t store_errors[3];               /* by enum store_status (index 0 unused) */
+    uint64_t store_errors[4];               /* by enum store_status (index 0 unused) */
     uint64_t store_reconnects;
     int store_connected;
     uint64_t rate_limited;

@@ -40,6 +40,14 @@ struct req_answer {
     const char *body;
     size_t len;
 };
+/* A POST's Idempotency-Key as a market function records it beside its change, in the
+ * market's slot: the digest names the record (participant and key), the fingerprint is what
+ * a repeat must match (method, path, body). Both "" when the request carries no key. */
+struct req_idem {
+    char digest[33];
+    char fingerprint[65];
+};
+
 typedef bool (*req_answer_hook)(struct req *r, const struct req_answer *a);
 typedef void (*req_closed_cb)(struct req *r);
 
@@ -59,6 +67,8 @@ struct req {
     int64_t start_us;
     int status;
     bool replied;                   /* the answer is decided (sent, or held by the hook) */
+    bool outcome_unknown;           /* a store call failed in a way it may still have run */
+    struct req_idem idem;           /* the Idempotency-Key as store calls carry it (idempotency.c) */
     bool sent;                      /* the answer went to evhttp */
     unsigned holds;                 /* store calls in flight and other holds */
     req_answer_hook hook;           /* set by idempotency.c; NULL otherwise */

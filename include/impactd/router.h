@@ -34,6 +34,9 @@ enum method {
 enum route_flags {
     ROUTE_BODY = 1u << 0,           /* a JSON object body is required */
     ROUTE_BODY_OPTIONAL = 1u << 1,  /* a JSON object body may be sent */
+    ROUTE_IDEM_ATOMIC = 1u << 2,    /* its change records its Idempotency-Key outcome in the
+                                     * same atomic step (market functions): a repeat after an
+                                     * unknown outcome may safely run again */
 };
 
 typedef void (*route_handler)(struct req *r);

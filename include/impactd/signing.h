@@ -68,6 +68,14 @@ int signing_v1(const char *whsec_secret, const char *id, int64_t ts, const char 
 int signing_key_from_whsk(const char *whsk, struct signing_key *out)
     __attribute__((warn_unused_result));
 
+/* A 32-byte secret for another use of the platform's key material, bound to `context` (a
+ * fixed label naming the use) and to msg: BLAKE2b-256 keyed by the key's 32-byte seed over
+ * context, NUL, msg. Knowing the outputs tells nothing of the key or of other contexts. */
+void signing_derive(const struct signing_key *k, const char *context, const void *msg,
+                    size_t len, unsigned char out[32]);
+/* The key with that kid, or NULL. */
+const struct signing_key *signing_find(const struct signing *s, const char *kid);
+
 /* Writes "whpk_" + base64(public key); outlen >= SIGNING_WHPK_LEN (else out is set to ""). */
 void signing_whpk(const struct signing_key *k, char *out, size_t outlen);
 

@@ -29,8 +29,9 @@ struct store_call;
 
 enum store_status {
     STORE_OK = 0,       /* a reply (possibly a Redis error reply: check reply->type) */
-    STORE_DOWN,         /* not connected, or the connection dropped before the reply */
-    STORE_TIMEOUT,      /* no reply within redis_timeout */
+    STORE_DOWN,         /* not sent: not connected, or refused before it ran */
+    STORE_TIMEOUT,      /* no reply within redis_timeout: it may still run, or have run */
+    STORE_LOST,         /* sent, then the connection dropped before the reply: it may have run */
 };
 
 typedef void (*store_cb)(void *arg, enum store_status status, redisReply *reply);

@@ -47,8 +47,7 @@ end
 -- KEYS: the fixed market keys, then the all layout.
 -- ARGV: 1 allocation id, 2 action, 3 the actor's participant id.
 -- Answers {'ok', flags, allocation id, allocation, made...} or {code, detail}.
-register('alloc_action', function(keys, args)
-  begin(keys, args)
+register_market('alloc_action', function(keys, args)
   local L = layout_all(FIXED_KEYS + 1)
   local aid, name, actor = arg(1), arg(2), arg(3)
   local act = ACTIONS[name]

@@ -5,8 +5,7 @@
 -- KEYS: the fixed market keys, own:<poster> (list), then the need layout (match.lua).
 -- ARGV (after the common ones): 1 the need (MessagePack, N positions; server fields nil).
 -- Answers {'ok', flags, need id, need, allocation id, allocation, ...}.
-register('need_create', function(keys, args)
-  begin(keys, args)
+register_market('need_create', function(keys, args)
   local n = cmsgpack.unpack(arg(1))
   local tiers = layout_need(FIXED_KEYS + 2, n[N.region])
   n[N.remaining], n[N.allocated], n[N.received] = n[N.quantity], 0, 0
@@ -20,8 +19,7 @@ end)
 
 -- KEYS: the fixed market keys, own:<poster> (list), then the offer layout (match.lua).
 -- ARGV (after the common ones): 1 the offer (MessagePack, O positions).
-register('offer_create', function(keys, args)
-  begin(keys, args)
+register_market('offer_create', function(keys, args)
   local o = cmsgpack.unpack(arg(1))
   local tiers = layout_offer(FIXED_KEYS + 2, o[O.region], o[O.delivery_scope])
   o[O.ready_at] = o[O.ready_at] or NOW
@@ -49,8 +47,7 @@ local KIND = {
 -- KEYS: the fixed market keys, then the all layout.
 -- ARGV: 1 id, 2 the actor's participant id, 3 'patch' | 'delete',
 --       4 (patch) MessagePack [pos, value, ...], false clearing a field.
-register('item_update', function(keys, args)
-  begin(keys, args)
+register_market('item_update', function(keys, args)
   local L = layout_all(FIXED_KEYS + 1)
   local id, actor, action = arg(1), arg(2), arg(3)
   local k = KIND[string.sub(id, 1, 4)]

@@ -13,15 +13,18 @@
 --                    d = the record
 --   9 due     zset   "l:<alloc>" lapse, "x:<id>" expiry, "m:<id>" matching to continue
 --  10 walk    hash   id -> where a bounded matching walk stopped (MessagePack)
+--  11 idem:<digest>  string  the outcome of a POST made with an Idempotency-Key (24 h);
+--                    "idem:" (never written) for a call without one
 --  then each function's own keys (a participant's own list), then index keys in one of
 --  the layouts of match.lua.
 -- ARGV of every market function: 1-4 lapse delay (ms) by urgency, 5 candidates a call may
--- examine, 6 allocations a call may make, 7 events kept (approximate), 8 the market's code;
--- then the function's own.
+-- examine, 6 allocations a call may make, 7 events kept (approximate), 8 the market's code,
+-- 9 the Idempotency-Key's fingerprint ('' without one); then the function's own.
 -- Records keep absent fields as false (never nil: MessagePack would make a map of an array
 -- with holes). Times are Unix ms of Redis's clock (TIME), which every daemon shares.
 
-local FIXED_KEYS = 10
+local FIXED_KEYS = 11
+local IDEM_TTL = '86400'          -- seconds an Idempotency-Key's outcome is kept
 
 -- Numbers go to redis.call as decimal text: Redis 7.0 prints a Lua number argument with
 -- "%.17g" (glibc's floating-point printer), many times dearer than an integer format.
@@ -31,15 +34,16 @@ local NO_DEADLINE = BAND - 1     -- needs without needed_by sort last in their b
 local LAST_DEADLINE = NO_DEADLINE - 1   -- deadlines past year 2286 sort as that year
 
 -- the call being served (set by begin; one function runs at a time)
-local K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN, K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK
+local K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN, K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK, K_IDEM
 local KEYS_, ARGV_
-local NOW, LAPSE, CANDIDATES, ALLOCATIONS, RETENTION, CODE, MARKET
+local NOW, LAPSE, CANDIDATES, ALLOCATIONS, RETENTION, CODE, MARKET, IDEM
 local cache, before, packed, dirty, dirty_n, aggd, made, more, changed
 
 local function begin(keys, args)
   KEYS_, ARGV_ = keys, args
   K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN = keys[1], keys[2], keys[3], keys[4], keys[5]
   K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK = keys[6], keys[7], keys[8], keys[9], keys[10]
+  K_IDEM, IDEM = keys[11], args[9]
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   LAPSE = nil                    -- read when an allocation is made (lapse_after)
@@ -51,7 +55,7 @@ local function begin(keys, args)
   more, changed = false, false
 end
 
-local function arg(i) return ARGV_[8 + i] end
+local function arg(i) return ARGV_[9 + i] end
 
 -- The lapse delay (ms) of an urgency code.
 local function lapse_after(urgency)
@@ -240,7 +244,34 @@ local function answer(id)
     out[#out + 1] = a
     out[#out + 1] = packed[a] or pack_record(a, cache[a])
   end
+  if IDEM ~= '' then
+    -- the outcome beside the change, in the same atomic step: a repeat of this request,
+    -- even one sent after a timeout or through another daemon, gets it and changes nothing
+    local kept = { IDEM, 'replayed' }
+    for i = 3, #out do kept[i] = out[i] end
+    redis.call('SET', K_IDEM, cmsgpack.pack(kept), 'EX', IDEM_TTL)
+  end
   return out
+end
+
+-- Registers a market function: begin, and the answer recorded under the call's
+-- Idempotency-Key (when it has one) instead of running again.
+local function register_market(name, fn)
+  register(name, function(keys, args)
+    begin(keys, args)
+    if IDEM ~= '' then
+      local v = redis.call('GET', K_IDEM)
+      if v then
+        local kept = cmsgpack.unpack(v)
+        if kept[1] ~= IDEM then
+          return { 'idem_reuse', 'this Idempotency-Key was already used with a different request' }
+        end
+        kept[1] = 'ok'
+        return kept
+      end
+    end
+    return fn(keys, args)
+  end)
 end
 
 local function fail(code, detail)

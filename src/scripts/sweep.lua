@@ -32,8 +32,7 @@ end
 -- ARGV: 1 the most due members to take.
 -- Answers {'ok', flags, made...}: flags 'more' when more may be due now, 'changed' when
 -- anything was (a sweep that found nothing due changes nothing: no feed version, no kick).
-register('sweep', function(keys, args)
-  begin(keys, args)
+register_market('sweep', function(keys, args)
   local L = layout_all(FIXED_KEYS + 1)
   local limit = tonumber(arg(1))
   local due = redis.call('ZRANGE', K_DUE, '-inf', int(NOW), 'BYSCORE', 'LIMIT', '0', int(limit))

@@ -290,6 +290,7 @@ class RedisServer:
         cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                "--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no",
+               "--enable-debug-command", "local",
                "--logfile", ""]
         log = open(self.logfile, "ab")
         try:
