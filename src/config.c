@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "impactd/log.h"
+#include "impactd/netaddr.h"
 
 enum ctype {
     C_STRING,       /* char[] field; max = buffer size */
@@ -75,6 +76,10 @@ static const struct setting SETTINGS[] = {
       "webhook deliveries in flight at once per endpoint (scheme, host, port)" },
     { "webhook_ca_file", "IMPACTD_WEBHOOK_CA_FILE", C_STRING, OFF(webhook_ca_file), 0,
       SIZE(webhook_ca_file), "", "PEM file of extra CAs trusted for https webhooks" },
+    { "webhook_resolve", "IMPACTD_WEBHOOK_RESOLVE", C_STRING, OFF(webhook_resolve), 0,
+      SIZE(webhook_resolve), "",
+      "host:port:address,... gives webhook hosts these addresses without DNS (like curl "
+      "--resolve); the addresses are checked like resolved ones" },
     { "rate_limit", "IMPACTD_RATE_LIMIT", C_INT, OFF(rate_limit), 0, 1000000, "50",
       "requests per second per token (burst of the same size), 0 for no limit" },
     { "idle_timeout", "IMPACTD_IDLE_TIMEOUT", C_DURATION, OFF(idle_timeout_ms), 1000,
@@ -257,6 +262,19 @@ static int copy_bounded(char *dst, size_t dstlen, const char *src, size_t n)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return 0;
+}
+
+/* The URL with its credentials (user:password@) replaced by "***@", for messages. */
+static void redact_url(const char *url, char *out, size_t outlen)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        snprintf(out, outlen, "%.*s***%s", (int)(p - url), url, at);
+    else
+        snprintf(out, outlen, "%s", url);
 }
 
 int config_parse_redis_url(const char *s, struct redis_addr *out, char *err, size_t errlen)
@@ -465,8 +483,11 @@ static int setting_apply(struct config *cfg, const struct setting *s, const char
     case C_REDIS_URL:
         if (strlen(value) >= sizeof cfg->redis_url)
             return fail(err, errlen, "is too long");
-        if (config_parse_redis_url(value, &cfg->redis, msg, sizeof msg) != 0)
-            return fail(err, errlen, "'%s': %s", value, msg);
+        if (config_parse_redis_url(value, &cfg->redis, msg, sizeof msg) != 0) {
+            char shown[sizeof cfg->redis_url];
+            redact_url(value, shown, sizeof shown);
+            return fail(err, errlen, "'%s': %s", shown, msg);
+        }
         memcpy(cfg->redis_url, value, strlen(value) + 1);
         return 0;
     case C_SCHEDULE:
@@ -592,6 +613,8 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
     for (const char *p = cfg->key_prefix; *p; p++)
         if (!isgraph((unsigned char)*p) || *p == '{' || *p == '}')
             return fail(err, errlen, "key_prefix: printable characters only, no braces");
+    if (netaddr_override_check(cfg->webhook_resolve, err, errlen) != 0)
+        return -1;
     if (!cfg->signing_key_file[0]) {
         int n = snprintf(cfg->signing_key_file, sizeof cfg->signing_key_file, "%s/signing.key",
                          cfg->data_dir);

@@ -86,6 +86,8 @@ static int validate_value(const json_t *v, const struct field *f, const void *ct
             if (time_parse_rfc3339(s, &ms) != 0)
                 return problem_errors_add(errors, name,
                                           "must be an RFC 3339 date-time, e.g. 2026-03-27T08:00:00Z"), 1;
+            if (ms >= TIME_MAX_MS)
+                return problem_errors_add(errors, name, "must be before %s", TIME_MAX_TEXT), 1;
         }
         break;
     }

@@ -16,6 +16,11 @@ int64_t time_mono_us(void);         /* monotonic, for durations */
 void time_format_rfc3339(int64_t ms, char out[RFC3339_LEN]);
 
 /* Parses an RFC 3339 date-time with offset ("Z" or "+01:00"); returns -1 when invalid. */
+/* The latest time a field may hold (exclusive): 10^13 ms, 2286-11-20T17:46:40Z. Indexes
+ * keep a time in 13 decimal digits (need scores: urgency × 10^13 + deadline). */
+#define TIME_MAX_MS 10000000000000LL
+#define TIME_MAX_TEXT "2286-11-20T17:46:40Z"
+
 int time_parse_rfc3339(const char *s, int64_t *ms_out) __attribute__((warn_unused_result));
 
 #endif

@@ -18,6 +18,7 @@ OpenAPI/problem-shape violations seen by Api calls fail the test at teardown.
 from __future__ import annotations
 
 import sys
+import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the source tree clean (test modules, helpers)
 
@@ -131,6 +132,11 @@ class _Procs:
                 msg = f"impactd on port {d.port}: teardown failed: {exc!r}"
             if msg:
                 complaints.append(msg + "\nlog tail:\n" + _log_tail(d.log(), 8000))
+            password = urllib.parse.urlsplit(d.redis_url).password if "@" in d.redis_url else None
+            leaked = h.leaked_secrets(d.log(), (d.admin_token, password or ""))
+            if leaked:
+                complaints.append(f"impactd on port {d.port} wrote {len(leaked)} secret(s) into its "
+                                  f"log (tokens, webhook secrets or passwords), e.g. {leaked[0][:12]}...")
             if d in LIVE_DAEMONS:
                 LIVE_DAEMONS.remove(d)
         for r in self.redises:

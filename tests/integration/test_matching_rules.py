@@ -509,17 +509,17 @@ def test_min_lot_walk_is_bounded_and_goes_on_later(w):
 
 
 def test_far_future_needed_by_and_ready_at_still_match(w):
-    """RFC 3339 dates late in the range (here 2300) follow the same rules: a stat need with
-    needed_by 2300 is served offer-driven, and an offer ready in 2300 serves a need without
+    """RFC 3339 dates late in the range (here 2286, the last year kept) follow the same
+    rules: a stat need with needed_by 2286 is served offer-driven, and an offer ready in 2286 serves a need without
     needed_by offer-driven as well as need-driven."""
     hosp, m = w.hospital("11"), w.manufacturer("11")
-    far_need, _ = hosp.need(GEL, 5, "stat", needed_by="2300-01-01T00:00:00Z")
+    far_need, _ = hosp.need(GEL, 5, "stat", needed_by="2286-06-01T00:00:00Z")
     offer, allocs = m.offer(GEL, 5)
     expect_allocs(allocs, [(far_need, offer, 5, "region")])
     open_need, _ = hosp.need(HANDRUB, 5, "stat")
-    late, allocs = m.offer(HANDRUB, 5, ready_at="2300-01-01T00:00:00Z")
+    late, allocs = m.offer(HANDRUB, 5, ready_at="2286-06-01T00:00:00Z")
     expect_allocs(allocs, [(open_need, late, 5, "region")])
-    late2, _ = m.offer(ETHANOL, 5, ready_at="2300-01-01T00:00:00Z")
+    late2, _ = m.offer(ETHANOL, 5, ready_at="2286-06-01T00:00:00Z")
     need2, allocs = w.manufacturer("11").need(ETHANOL, 5, "asap")
     expect_allocs(allocs, [(need2, late2, 5, "region")])
 

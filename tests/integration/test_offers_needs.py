@@ -175,6 +175,10 @@ BAD_NEEDS = [
     ({**NEED_OK, "quantity": "10"}, "quantity"),
     ({**NEED_OK, "quantity": 1_000_000_001}, "quantity"),
     ({**NEED_OK, "needed_by": "soon"}, "needed_by"),
+    # times are kept in 13 decimal digits of ms: from 2286-11-20T17:46:40Z on, refused
+    ({**NEED_OK, "needed_by": "9999-12-31T23:59:59.999Z"}, "needed_by"),
+    ({**NEED_OK, "needed_by": "2286-11-20T17:46:40Z"}, "needed_by"),
+    ({**NEED_OK, "expires_at": "2286-11-20T19:46:40+02:00"}, "expires_at"),
     ({**NEED_OK, "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
     ({**NEED_OK, "region": "05"}, "region"),
     ({**NEED_OK, "note": "n" * 1001}, "note"),
@@ -189,6 +193,16 @@ def test_invalid_need_is_422(mw, body, field):
     hosp = mw.hospital("94")
     assert_problem(hosp.post("/v1/needs", body), 422, field=field, ptype=VALIDATION)
     assert hosp.list_all("/v1/needs") == []
+
+
+def test_the_latest_time_kept_is_kept_exactly(mw):
+    hosp = mw.hospital("94")
+    last = "2286-11-20T17:46:39.999Z"
+    r = hosp.post("/v1/needs", {**NEED_OK, "needed_by": last, "expires_at": last})
+    assert r.status_code == 201, r.text
+    n = r.json()["need"]
+    assert (n["needed_by"], n["expires_at"]) == (last, last), n
+    assert hosp.get_ok(f"/v1/needs/{n['id']}")["needed_by"] == last
 
 
 @pytest.mark.parametrize("role,product", [
