@@ -95,6 +95,19 @@ static const struct setting SETTINGS[] = {
     { "events_retention", "IMPACTD_EVENTS_RETENTION", C_INT, OFF(events_retention), 1000,
       100000000, "1000000",
       "events kept per market for /v1/feeds/events (older cursors get 410)" },
+    { "events_max_age", "IMPACTD_EVENTS_MAX_AGE", C_DURATION, OFF(events_max_age_ms), 0,
+      INT64_C(3650) * 86400000, "30d",
+      "events older than this are trimmed from each market's stream too (0: by count only)" },
+    { "inbox_retention", "IMPACTD_INBOX_RETENTION", C_DURATION, OFF(inbox_retention_ms),
+      3600000, INT64_C(3650) * 86400000, "30d",
+      "how long a participant's messages (inbox and delivery states) are kept; longer than "
+      "the webhook retry schedule" },
+    { "inbox_max", "IMPACTD_INBOX_MAX", C_INT, OFF(inbox_max), 100, 10000000, "10000",
+      "the most messages kept per participant (the oldest go first; one still owed to a "
+      "webhook is then dead-lettered)" },
+    { "dead_letter_retention", "IMPACTD_DEAD_LETTER_RETENTION", C_DURATION,
+      OFF(dead_letter_retention_ms), 3600000, INT64_C(3650) * 86400000, "30d",
+      "how long dead-lettered webhook deliveries are listed and may be redelivered" },
     { "match_max_candidates", "IMPACTD_MATCH_MAX_CANDIDATES", C_INT,
       OFF(match_max_candidates), 1, 100000, "256",
       "candidates one matching call may examine; the rest of the walk continues in a later "
@@ -608,6 +621,13 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
     for (const char *p = cfg->key_prefix; *p; p++)
         if (!isgraph((unsigned char)*p) || *p == '{' || *p == '}')
             return fail(err, errlen, "key_prefix: printable characters only, no braces");
+    int64_t schedule_ms = 0;
+    for (size_t i = 0; i < cfg->retry_count; i++)
+        schedule_ms += cfg->retry_schedule_ms[i];
+    if (cfg->inbox_retention_ms <= schedule_ms + schedule_ms / 10)
+        return fail(err, errlen, "inbox_retention: must be longer than the webhook retry "
+                                 "schedule (%lldh, jitter included)",
+                    (long long)((schedule_ms + schedule_ms / 10) / 3600000 + 1));
     if (!cfg->signing_key_file[0]) {
         int n = snprintf(cfg->signing_key_file, sizeof cfg->signing_key_file, "%s/signing.key",
                          cfg->data_dir);

@@ -32,7 +32,6 @@
 #define CLAIM_EVERY_S 5
 #define CLAIM_IDLE_MS 15000
 #define READ_COUNT 256
-#define INBOX_KEEP 10000
 
 /* The messages of one batch for one participant. */
 struct party {
@@ -152,7 +151,8 @@ static struct party *party_of(struct batch *b, const char *id, size_t len)
     store_key(&srv->store, &p->cmd, KEY_PARTICIPANT, p->id);
     store_key(&srv->store, &p->cmd, KEY_MESSAGES, p->id);
     store_key(&srv->store, &p->cmd, KEY_INBOX, p->id);
-    cmd_addll(&p->cmd, INBOX_KEEP);
+    cmd_addll(&p->cmd, srv->cfg.inbox_max);
+    cmd_addll(&p->cmd, time_now_ms() - srv->cfg.inbox_retention_ms);
     return p;
 }
 

@@ -71,6 +71,8 @@
 #define IDLE_MAX_MS 4000        /* idle connections are closed after this (receivers commonly
                                  * close theirs after 5 s: never reuse one they are closing) */
 #define MEMBER_LEN (2 * ID_MAX_LEN + 2)
+#define INBOX_GONE \
+    "its message left the inbox (inbox_max or inbox_retention) before it was delivered"
 
 /* Why an attempt failed before it reached the receiver, beside enum httpc_error. */
 enum { ERR_UNRESOLVED = -1, ERR_PRIVATE = -2, ERR_SETUP = -3 };
@@ -349,6 +351,23 @@ static void settle_add(struct server *srv, const char *action, int64_t at, const
         flush_soon(w);
 }
 
+/* Dead-letters a delivery: its state (outcome "dead"; "gone" when its message left the
+ * inbox, which drops the state) and the dead letter an operator lists and redelivers. */
+static void dead_letter(struct server *srv, const char *prt, const char *msg_id,
+                        const char *type, int attempts, const char *error, int64_t now,
+                        const char *outcome)
+{
+    srv->metrics.webhooks_dead++;
+    state_add(srv, prt, msg_id, outcome, error);
+    json_t *info = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "message_id", msg_id,
+                             "participant_id", prt, "type", type, "attempts", attempts,
+                             "last_error", error, "dead_at", (json_int_t)now);
+    char *dumped = info ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    settle_add(srv, "dead", now, prt, msg_id, dumped ? dumped : "{}");
+    free(dumped);
+}
+
 /* The delivery is no longer this process's: claims may take it again. */
 static void held_release(struct server *srv, const char *prt, const char *msg_id)
 {
@@ -390,18 +409,11 @@ static void attempt_done(struct server *srv, struct delivery *d, int code, int e
         bool last = (size_t)(d->attempts + 1) >= srv->cfg.retry_count;
         log_warn("msg=\"webhook attempt failed\" msg_id=%s prt=%s error=\"%s\" attempt=%d%s",
                  d->msg_id, d->participant, text, d->attempts + 1, last ? " dead_letter=1" : "");
-        state_add(srv, d->participant, d->msg_id, last ? "dead" : "retry", text);
         if (last) {
-            srv->metrics.webhooks_dead++;
-            json_t *info = json_pack("{s:s, s:s, s:s?, s:i, s:s, s:I}", "message_id", d->msg_id,
-                                     "participant_id", d->participant, "type", d->type,
-                                     "attempts", d->attempts + 1, "last_error", text,
-                                     "dead_at", (json_int_t)now);
-            char *dumped = info ? json_dumps(info, JSON_COMPACT) : NULL;
-            json_decref(info);
-            settle_add(srv, "dead", now, d->participant, d->msg_id, dumped ? dumped : "{}");
-            free(dumped);
+            dead_letter(srv, d->participant, d->msg_id, d->type, d->attempts + 1, text, now,
+                        "dead");
         } else {
+            state_add(srv, d->participant, d->msg_id, "retry", text);
             srv->metrics.webhooks_retried++;
             int64_t delay = srv->cfg.retry_schedule_ms[d->attempts + 1];
             int64_t jitter = delay / 10;
@@ -925,6 +937,16 @@ static void on_loaded(void *arg, enum store_status st, redisReply *reply)
         size_t at = 2 + 5 * i;
         const char *status = element_str(reply, at);
         const redisReply *body = element_string(reply, at + 4);
+        if (usable && status && strcmp(status, "pending") == 0 && !body) {
+            /* owed, but its message left the inbox (inbox_max, inbox_retention) */
+            log_warn("msg=\"webhook dead-lettered: its message left the inbox\" msg_id=%s "
+                     "prt=%s", id, l->participant);
+            const char *type = element_str(reply, at + 3);
+            dead_letter(srv, l->participant, id, type ? type : "",
+                        (int)element_int(reply, at + 1), INBOX_GONE, now, "gone");
+            held_release(srv, l->participant, id);
+            continue;
+        }
         if (!usable || !status || strcmp(status, "pending") != 0 || !body) {
             settle_add(srv, "done", now, l->participant, id, NULL);     /* nothing to deliver */
             held_release(srv, l->participant, id);

@@ -55,6 +55,10 @@ struct config {
     int64_t auth_cache_ttl_ms;
     int64_t backlog;
     int64_t events_retention;       /* entries kept per market event stream */
+    int64_t events_max_age_ms;      /* events older than this are trimmed; 0: by count only */
+    int64_t inbox_retention_ms;     /* a participant's messages are kept this long */
+    int64_t inbox_max;              /* and at most this many */
+    int64_t dead_letter_retention_ms;
     int64_t match_max_candidates;   /* per market function call */
     int64_t match_max_allocations;  /* per market function call */
 };

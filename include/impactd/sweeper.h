@@ -1,5 +1,6 @@
 /* sweeper.h — what comes due in each market, swept every second by every daemon: lapses,
- * expiries, and bounded matching walks to go on (src/scripts/sweep.lua). */
+ * expiries, bounded matching walks to go on (src/scripts/sweep.lua), and the end of
+ * retention (old events; dead letters, once a minute). */
 #ifndef IMPACTD_SWEEPER_H
 #define IMPACTD_SWEEPER_H
 
@@ -14,6 +15,7 @@ struct sweeper {
     bool *busy;                     /* per market: a sweep is in flight (owned) */
     bool *again;                    /* per market: sweep again as soon as it is back (owned) */
     unsigned in_flight;
+    unsigned long ticks;            /* seconds since start: dead letters are pruned each minute */
 };
 
 int sweeper_start(struct server *srv) __attribute__((warn_unused_result));

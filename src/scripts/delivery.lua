@@ -99,14 +99,18 @@ end, { 'no-writes' })
 
 -- Records the outcomes of attempts at one participant's messages. KEYS: 1 prt:{P}:msgs.
 -- ARGV: 1 now (ms), then groups of 3: message id, outcome (delivered | retry | dead |
--- none), error text ('' for none). Answers the number of states recorded (a message gone
--- meanwhile is skipped).
+-- none | gone: dead, its message having left the inbox, so its state goes too), error
+-- text ('' for none). Answers the number of states recorded (a message gone meanwhile is
+-- skipped).
 register('delivery_done', function(keys, args)
   local now, recorded = tonumber(args[1]), 0
   for i = 2, #args - 2, 3 do
     local id, outcome, err = args[i], args[i + 1], args[i + 2]
     local v = redis.call('HGET', keys[1], id)
-    if v then
+    if v and outcome == 'gone' then
+      redis.call('HDEL', keys[1], id)
+      recorded = recorded + 1
+    elseif v then
       local s = state_of(v)
       if outcome ~= 'none' then s[M_ATTEMPTS] = (s[M_ATTEMPTS] or 0) + 1 end
       s[M_STATUS] = (outcome == 'retry') and 'pending' or outcome
@@ -118,4 +122,16 @@ register('delivery_done', function(keys, args)
     end
   end
   return recorded
+end)
+
+-- Drops dead letters older than a cutoff, at most `most` per call (the sweeper calls it).
+-- KEYS: 1 notify:{due}:dead, 2 notify:{due}:deadinfo. ARGV: 1 cutoff (ms), 2 most.
+-- Answers the number dropped. (Their messages' states go with the inbox: messages.lua.)
+register('dead_prune', function(keys, args)
+  local old = redis.call('ZRANGE', keys[1], '-inf', args[1], 'BYSCORE', 'LIMIT', 0, args[2])
+  if #old > 0 then
+    redis.call('ZREM', keys[1], unpack(old))
+    redis.call('HDEL', keys[2], unpack(old))
+  end
+  return #old
 end)

@@ -14,22 +14,45 @@ local function state_of(v)
   return s
 end
 
--- Stores a batch of messages for one participant, each once.
+-- Removes up to n of a participant's oldest messages: those older than cutoff (ms), and
+-- those beyond the most kept. Each goes with its state, unless a webhook delivery of it is
+-- still owed: its state then stays, without a body, and the delivery is dead-lettered when
+-- it comes due (src/webhook.c), never silently dropped.
+local function prune_inbox(keys, most, cutoff, n)
+  local excess = redis.call('XLEN', keys[3]) - most
+  local old = redis.call('XRANGE', keys[3], '-', '(' .. cutoff, 'COUNT', n)
+  if excess > #old then
+    old = redis.call('XRANGE', keys[3], '-', '+', 'COUNT', math.min(excess, n))
+  end
+  for _, e in ipairs(old) do
+    redis.call('XDEL', keys[3], e[1])
+    local f = e[2]
+    for j = 1, #f, 2 do
+      if f[j] == 'id' then
+        local st = redis.call('HGET', keys[2], f[j + 1])
+        if st and state_of(st)[M_STATUS] ~= 'pending' then redis.call('HDEL', keys[2], f[j + 1]) end
+      end
+    end
+  end
+end
+
+-- Stores a batch of messages for one participant, each once, and prunes as many old ones.
 -- KEYS: 1 prt:{P}, 2 prt:{P}:msgs, 3 prt:{P}:inbox.
--- ARGV: 1 inbox length kept (approximate), then id, timestamp (Unix s), type, body per message.
+-- ARGV: 1 the most messages kept, 2 the oldest time kept (Unix ms), then id, timestamp
+-- (Unix s), type, body per message.
 -- Answers the ids whose webhook delivery is still owed (so a second run after a crash
 -- schedules them again, and only them), then the number of messages created.
 register('msg_create', function(keys, args)
   local url = redis.call('HGET', keys[1], 'webhook_url')
   local owed, created = {}, 0
-  for i = 2, #args, 4 do
+  for i = 3, #args, 4 do
     local id, ts, mtype, body = args[i], args[i + 1], args[i + 2], args[i + 3]
     local st = redis.call('HGET', keys[2], id)
     if st then
       if state_of(st)[M_STATUS] == 'pending' then owed[#owed + 1] = id end
     else
-      local entry = redis.call('XADD', keys[3], 'MAXLEN', '~', args[1], '*', 'id', id,
-        'ts', ts, 'type', mtype, 'body', body)
+      local entry = redis.call('XADD', keys[3], '*', 'id', id, 'ts', ts, 'type', mtype,
+        'body', body)
       local status = url and 'pending' or 'none'
       redis.call('HSET', keys[2], id, cmsgpack.pack({ entry, status, 0, tonumber(ts), mtype,
         false, false, false }))
@@ -37,6 +60,7 @@ register('msg_create', function(keys, args)
       created = created + 1
     end
   end
+  prune_inbox(keys, tonumber(args[1]), args[2], created + 1)
   owed[#owed + 1] = created
   return owed
 end)

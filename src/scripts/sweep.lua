@@ -29,12 +29,14 @@ local function go_on(id, L)
 end
 
 -- KEYS: the fixed market keys, then the all layout.
--- ARGV: 1 the most due members to take.
+-- ARGV: 1 the most due members to take, 2 the oldest event time kept (Unix ms; '': no limit
+-- by age), events before it being trimmed (approximately: whole stream nodes).
 -- Answers {'ok', flags, made...}: flags 'more' when more may be due now, 'changed' when
 -- anything was (a sweep that found nothing due changes nothing: no feed version, no kick).
 register_market('sweep', function(keys, args)
   local L = layout_all(FIXED_KEYS + 1)
   local limit = tonumber(arg(1))
+  if arg(2) ~= '' then redis.call('XTRIM', K_EVENTS, 'MINID', '~', arg(2)) end
   local due = redis.call('ZRANGE', K_DUE, '-inf', int(NOW), 'BYSCORE', 'LIMIT', '0', int(limit))
   local taken = 0
   for _, member in ipairs(due) do
