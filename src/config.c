@@ -108,6 +108,9 @@ static const struct setting SETTINGS[] = {
     { "dead_letter_retention", "IMPACTD_DEAD_LETTER_RETENTION", C_DURATION,
       OFF(dead_letter_retention_ms), 3600000, INT64_C(3650) * 86400000, "30d",
       "how long dead-lettered webhook deliveries are listed and may be redelivered" },
+    { "sse_max_streams", "IMPACTD_SSE_MAX_STREAMS", C_INT, OFF(sse_max_streams), 1, 1000000,
+      "1000", "notification streams (Server-Sent Events) one process serves at once; one "
+      "more answers 503 (a participant's new stream replaces its old one)" },
     { "match_max_candidates", "IMPACTD_MATCH_MAX_CANDIDATES", C_INT,
       OFF(match_max_candidates), 1, 100000, "256",
       "candidates one matching call may examine; the rest of the walk continues in a later "

@@ -409,7 +409,8 @@ static int list_query(struct req *r, const struct resource *res, struct list_que
             q->offer_id = v;
     }
     q->cursor = req_query(r, "cursor");
-    if (q->cursor && (!id_valid(q->cursor, res->prefix) || strlen(q->cursor) >= PAGE_KEY_LEN))
+    if (q->cursor && (!page_id_cursor_valid(q->cursor, res->prefix, MARKET_CODE_LEN) ||
+                      !catalog_market_of_id(cat, q->cursor)))
         problem_errors_add(errors, "cursor", "is not a cursor this server issued");
     if (validate_query_int(req_query(r, "limit"), 1, 500, 50, &q->limit) != 0)
         problem_errors_add(errors, "limit", "must be an integer between 1 and 500");

@@ -9,9 +9,16 @@
  * built again anyway, so a version bump lost with a dying daemon costs at most that delay.
  *
  * GET /v1/feeds/events merges the markets' event streams by (stream id, market); its cursor
- * is the last item's id, stable across restarts. Events of the last second are held back, so
- * an event written later can never sort before a cursor given out. */
+ * is the last item's id, stable across restarts. A page lists only what no later write can
+ * sort before, judged on Redis's own clock, the one that stamps stream ids: TIME is read
+ * first, then the streams, and only entries of an earlier millisecond are listed. Every write
+ * after that TIME gets an id of its millisecond or later (XADD takes max(clock, last id + 1)),
+ * and every entry of an earlier millisecond was written before it, so is in the reads that
+ * follow. An entry held back (this very millisecond) is waited for, briefly, when the page
+ * would otherwise end there: a change is listed as soon as its request has been answered.
+ * No daemon's clock is involved, so daemons may disagree on the time. */
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,7 +46,12 @@
 #include "impactd/timeutil.h"
 #include "impactd/validate.h"
 
-#define SETTLE_MS 1000
+/* A page that would end at entries of Redis's current millisecond waits for that millisecond
+ * to pass and reads again, at most SETTLE_WAITS times, only for entries at most
+ * SETTLE_WAIT_MAX_MS ahead (farther means Redis's clock stepped back: they are listed once
+ * it has caught up, and meanwhile the page still hands out a cursor). */
+#define SETTLE_WAITS 3
+#define SETTLE_WAIT_MAX_MS 5
 #define CACHE_MAX_AGE_MS 5000
 #define CACHE_MAX_ENTRIES 256
 
@@ -381,10 +393,18 @@ struct events_job {
     long long cms, cseq;    /* the cursor, when given */
     size_t cmarket;
     bool has_cursor;
+    long long ams, aseq;    /* the client's cursor, to read again from after a wait */
+    size_t amarket;
+    bool has_after;
     unsigned rounds;        /* fetches made for this page */
     bool bounded;           /* a market had more than it answered: the page ends there */
     long long bms, bseq;    /* ... at this position (the smallest such) */
     size_t bmarket;
+    long long now_ms;       /* Redis's TIME before this read: entries from it on are held */
+    bool held;              /* a market has entries from now_ms on */
+    long long held_ms;      /* ... the earliest of them */
+    unsigned waits;
+    struct event *wait;     /* owned: the timer of a wait for Redis's clock */
     int64_t limit;
 };
 
@@ -393,20 +413,27 @@ static void events_job_clear(void *v)
     struct events_job *j = v;
     page_free(&j->page);
     buf_free(&j->item);
+    if (j->wait)
+        event_free(j->wait);
 }
 
 static const struct req_state_type EVENTS = { "event feed", sizeof(struct events_job),
                                               events_job_clear };
 
-/* "<ms>-<seq>-<market code>" */
+/* "<ms>-<seq>-<market code>": a strict stream id (page_stream_id_parse), then the code of a
+ * market of the catalogue. */
 static int cursor_parse(const struct catalog *cat, const char *s, long long *ms, long long *seq,
                         size_t *market)
 {
-    char code[MARKET_CODE_LEN + 2];
-    if (!s || sscanf(s, "%lld-%lld-%5s", ms, seq, code) != 3 || strlen(code) != MARKET_CODE_LEN)
+    const char *dash = s ? strrchr(s, '-') : NULL;
+    int64_t m, q;
+    if (!dash || strlen(dash + 1) != MARKET_CODE_LEN ||
+        page_stream_id_parse(s, (size_t)(dash - s), &m, &q) != 0)
         return -1;
     for (size_t i = 0; i < cat->nmarkets; i++)
-        if (!strcmp(cat->markets[i].code, code)) {
+        if (!strcmp(cat->markets[i].code, dash + 1)) {
+            *ms = m;
+            *seq = q;
             *market = i;
             return 0;
         }
@@ -419,6 +446,7 @@ static void position_key(long long ms, long long seq, size_t market, char key[PA
     snprintf(key, PAGE_KEY_LEN, "%015lld-%012lld-%05zu", ms, seq, market);
 }
 
+static void events_read(struct req *r);
 static void events_fetch(struct req *r, struct events_job *j);
 
 static const struct resource *event_resource(const char *type)
@@ -428,14 +456,55 @@ static const struct resource *event_resource(const char *type)
            : !strncmp(type, "allocation.", 11) ? &RESOURCE_ALLOCATION : NULL;
 }
 
+/* One stream entry [id, [field, value...]] into the page, when this token may see it. */
+static void feed_event_add(struct req *r, struct events_job *j, size_t market, long long ms,
+                           long long seq, const redisReply *fields)
+{
+    const struct catalog *cat = &r->srv->catalog;
+    const struct market *m = &cat->markets[market];
+    const char *type = store_entry_field(fields, "t", NULL);
+    size_t dlen = 0;
+    const char *d = store_entry_field(fields, "d", &dlen);
+    const struct resource *res = type ? event_resource(type) : NULL;
+    struct record rec;
+    if (!res || !d || record_decode(&rec, d, dlen) != 0) {
+        if (res && d)
+            record_release(&rec);
+        return;
+    }
+    if (engine_visible(&r->who, res, &rec)) {
+        char oid[ID_MAX_LEN], cursor[PAGE_KEY_LEN], key[PAGE_KEY_LEN];
+        const char *given = store_entry_field(fields, "i", NULL);
+        if (given)
+            snprintf(oid, sizeof oid, "%s", given);
+        else
+            id_of_event(res->prefix, ms, seq, m->code, oid);
+        snprintf(cursor, sizeof cursor, "%lld-%lld-%s", ms, seq, m->code);
+        position_key(ms, seq, market, key);
+        struct buf *item = &j->item;
+        buf_reset(item);
+        buf_adds(item, "{\"id\":\"");
+        buf_adds(item, cursor);
+        buf_adds(item, "\",\"type\":");
+        buf_add_json_string(item, type, strlen(type));
+        buf_adds(item, ",\"kind\":\"");
+        buf_adds(item, res->name);
+        buf_adds(item, "\",\"timestamp\":\"");
+        buf_add_time(item, ms);
+        buf_adds(item, "\",\"data\":");
+        record_json(res, oid, &rec, cat, item);
+        buf_addc(item, '}');
+        if (item->failed || page_add(&j->page, key, cursor, item->data, item->len) != 0)
+            j->fan.failed = true;
+    }
+    record_release(&rec);
+}
+
 static void on_stream_part(struct req *r, size_t market, redisReply *reply)
 {
     struct events_job *j = r->state;
-    const struct catalog *cat = &r->srv->catalog;
-    const struct market *m = &cat->markets[market];
     if (reply->type != REDIS_REPLY_ARRAY)
         return;
-    int64_t settled = time_now_ms() - SETTLE_MS;
     size_t examined = 0;
     long long last_ms = 0, last_seq = 0;
     for (size_t i = 0; i < reply->elements; i++) {
@@ -443,48 +512,20 @@ static void on_stream_part(struct req *r, size_t market, redisReply *reply)
         long long ms, seq;
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
             e->element[0]->type != REDIS_REPLY_STRING ||
-            sscanf(e->element[0]->str, "%lld-%lld", &ms, &seq) != 2 || ms > settled)
-            break;          /* the rest of this stream is not settled yet */
+            sscanf(e->element[0]->str, "%lld-%lld", &ms, &seq) != 2)
+            break;
+        if (ms >= j->now_ms) {
+            /* a write after TIME may still sort before it: held, the rest of it too */
+            if (!j->held || ms < j->held_ms)
+                j->held_ms = ms;
+            j->held = true;
+            j->page.more = true;
+            break;
+        }
         examined++;
         last_ms = ms;
         last_seq = seq;
-        const redisReply *fields = e->element[1];
-        const char *type = store_entry_field(fields, "t", NULL);
-        size_t dlen = 0;
-        const char *d = store_entry_field(fields, "d", &dlen);
-        const struct resource *res = type ? event_resource(type) : NULL;
-        struct record rec;
-        if (!res || !d || record_decode(&rec, d, dlen) != 0) {
-            if (res && d)
-                record_release(&rec);
-            continue;
-        }
-        if (engine_visible(&r->who, res, &rec)) {
-            char oid[ID_MAX_LEN], cursor[PAGE_KEY_LEN], key[PAGE_KEY_LEN];
-            const char *given = store_entry_field(fields, "i", NULL);
-            if (given)
-                snprintf(oid, sizeof oid, "%s", given);
-            else
-                id_of_event(res->prefix, ms, seq, m->code, oid);
-            snprintf(cursor, sizeof cursor, "%lld-%lld-%s", ms, seq, m->code);
-            position_key(ms, seq, market, key);
-            struct buf *item = &j->item;
-            buf_reset(item);
-            buf_adds(item, "{\"id\":\"");
-            buf_adds(item, cursor);
-            buf_adds(item, "\",\"type\":");
-            buf_add_json_string(item, type, strlen(type));
-            buf_adds(item, ",\"kind\":\"");
-            buf_adds(item, res->name);
-            buf_adds(item, "\",\"timestamp\":\"");
-            buf_add_time(item, ms);
-            buf_adds(item, "\",\"data\":");
-            record_json(res, oid, &rec, cat, item);
-            buf_addc(item, '}');
-            if (item->failed || page_add(&j->page, key, cursor, item->data, item->len) != 0)
-                j->fan.failed = true;
-        }
-        record_release(&rec);
+        feed_event_add(r, j, market, ms, seq, e->element[1]);
     }
     /* a full answer: this market has more after its last entry */
     if (examined == (size_t)j->limit + 1) {
@@ -498,6 +539,40 @@ static void on_stream_part(struct req *r, size_t market, redisReply *reply)
             j->bmarket = market;
         }
     }
+}
+
+static void on_settle_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct req *r = arg;
+    if (!r->replied)
+        events_read(r);
+    req_release(r);
+}
+
+/* The page would end at entries held back: read again from the client's cursor once Redis's
+ * clock has passed them. Returns false (answer now) when that is not worth a wait. */
+static bool events_wait(struct req *r, struct events_job *j)
+{
+    long long ahead = j->held_ms - j->now_ms;
+    if (!j->held || j->bounded || j->page.n >= (size_t)j->limit || j->waits >= SETTLE_WAITS ||
+        ahead < 0 || ahead >= SETTLE_WAIT_MAX_MS)
+        return false;
+    if (!j->wait)
+        j->wait = evtimer_new(r->srv->base, on_settle_wait, r);
+    struct timeval tv = { 0, (ahead + 1) * 1000 };
+    if (!j->wait || evtimer_add(j->wait, &tv) != 0)
+        return false;
+    j->waits++;
+    page_free(&j->page);
+    j->has_cursor = j->has_after;
+    j->cms = j->ams;
+    j->cseq = j->aseq;
+    j->cmarket = j->amarket;
+    j->rounds = 0;
+    req_hold(r);                /* released by on_settle_wait */
+    return true;
 }
 
 static void on_events_done(struct req *r)
@@ -528,6 +603,8 @@ static void on_events_done(struct req *r)
         events_fetch(r, j);
         return;
     }
+    if (events_wait(r, j))
+        return;
     struct buf body;
     buf_init(&body);
     page_body(&j->page, (size_t)j->limit, &body);
@@ -568,7 +645,7 @@ static void on_stream_info(struct req *r, size_t market, redisReply *reply)
 
 static void on_infos_done(struct req *r)
 {
-    events_fetch(r, r->state);
+    events_read(r);
 }
 
 void feeds_events(struct req *r)
@@ -590,12 +667,12 @@ void feeds_events(struct req *r)
         return;
     page_init(&j->page);
     j->limit = limit;
-    j->cms = ms;
-    j->cseq = seq;
-    j->cmarket = cmarket;
-    j->has_cursor = after != NULL;
+    j->cms = j->ams = ms;
+    j->cseq = j->aseq = seq;
+    j->cmarket = j->amarket = cmarket;
+    j->has_cursor = j->has_after = after != NULL;
     if (!after) {
-        events_fetch(r, j);
+        events_read(r);
         return;
     }
     fanout_begin(&j->fan, on_stream_info, on_infos_done);
@@ -606,6 +683,38 @@ void feeds_events(struct req *r)
         fanout_fcall(r, &j->fan, i, FN_STREAM_INFO, 1, &c);
     }
     fanout_end(r, &j->fan);
+}
+
+/* TIME answers [seconds, microseconds]. */
+static void on_redis_time(struct req *r, enum store_status st, redisReply *reply)
+{
+    struct events_job *j = r->state;
+    if (reply_store_failed(r, st, reply))
+        return;
+    long long sec, usec;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        json_parse_ll(reply->element[0]->str, &sec) != 0 ||
+        json_parse_ll(reply->element[1]->str, &usec) != 0) {
+        reply_store_failure(r, STORE_OK, reply);
+        return;
+    }
+    j->now_ms = sec * 1000 + usec / 1000;
+    j->held = false;
+    events_fetch(r, j);
+}
+
+/* A read of the page: Redis's TIME first (its answer bounds what may be listed, and holds for
+ * every later fetch of this page: what came before it is complete), then the streams. With
+ * Redis Cluster each node stamps its markets' ids with its own clock: TIME is read on each
+ * node and the page's bound is the earliest of them. */
+static void events_read(struct req *r)
+{
+    struct cmd c;
+    cmd_init(&c);
+    cmd_add(&c, "TIME");
+    req_send(r, &c, on_redis_time);
 }
 
 /* One XRANGE per market from the job's cursor. */

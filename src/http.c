@@ -167,6 +167,25 @@ static void on_auth(void *arg, enum auth_result result, const struct principal *
     req_release(r);
 }
 
+/* A decoded query value ends at a NUL (%00): what follows would be silently dropped, so a
+ * query holding one is refused, naming the parameter (422). Returns true when answered. */
+static bool query_nul_rejected(struct req *r, const char *q)
+{
+    const char *nul = strstr(q, "%00");
+    if (!nul)
+        return false;
+    const char *start = nul;
+    while (start > q && start[-1] != '&')
+        start--;
+    const char *eq = memchr(start, '=', (size_t)(nul - start));
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)((eq ? eq : nul) - start), start);
+    json_t *errors = problem_errors_new();
+    problem_errors_add(errors, name, "must not contain a NUL character (%%00)");
+    reply_invalid(r, errors);
+    return true;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct server *srv = arg;
@@ -210,6 +229,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         reply_problem(r, 400, "bad-request", "the query string is malformed");
         return;
     }
+    if (q && query_nul_rejected(r, q))
+        return;
     if (r->route->roles == ROLE_PUBLIC) {
         req_proceed(r);
         return;

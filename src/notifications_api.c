@@ -5,7 +5,12 @@
  * Inbox entries are stored unsigned (notify.c): each item is signed here, with the current
  * platform key, as it is served. Ed25519 signatures are deterministic, so an item read twice
  * carries the same signature, and it is the one its first webhook attempt carried (same id,
- * timestamp and body) unless the key was rotated in between; `kid` names the key. */
+ * timestamp and body) unless the key was rotated in between; `kid` names the key.
+ *
+ * A stream polls the caller's inbox: every STREAM_POLL_MS while items come, backing off to
+ * STREAM_IDLE_POLL_MS while none do. One stream per participant and at most sse_max_streams
+ * in all (stream.c): a participant's new stream replaces its old one, which is told so and
+ * asked to wait a while before reconnecting. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 #include "impactd/json_util.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
+#include "impactd/page.h"
 #include "impactd/problem.h"
 #include "impactd/reply.h"
 #include "impactd/request.h"
@@ -28,6 +34,8 @@
 #include "impactd/webhook.h"
 
 #define STREAM_POLL_MS 250
+#define STREAM_IDLE_POLL_MS 1000
+#define STREAM_REPLACED_RETRY_MS 60000
 #define STREAM_KEEPALIVE_S 15
 #define STREAM_BATCH 100
 
@@ -56,10 +64,12 @@ void keys_list(struct req *r)
 /* The handler's state: a page's limit, or a stream's position. */
 struct inbox {
     int64_t limit;
-    struct event *timer;        /* the stream's poll */
+    struct event *timer;        /* the stream's poll (one-shot, armed after each poll) */
+    int64_t interval_ms;        /* until the next poll */
     char cursor[48];            /* the stream: "" until the end of the inbox is known */
     int64_t last_write_us;
     bool polling;
+    struct stream_slot slot;    /* the stream's place in srv->streams */
 };
 
 static void inbox_clear(void *v)
@@ -71,17 +81,11 @@ static void inbox_clear(void *v)
 
 static const struct req_state_type INBOX = { "inbox", sizeof(struct inbox), inbox_clear };
 
-/* A stream cursor: "<ms>-<seq>". */
+/* A stream cursor: "<ms>-<seq>", range-checked (page.h). */
 static bool cursor_valid(const char *s)
 {
-    size_t n = strlen(s);
-    const char *dash = strchr(s, '-');
-    if (n == 0 || n > 41 || !dash || dash == s || !dash[1])
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!(*p >= '0' && *p <= '9') && p != dash)
-            return false;
-    return true;
+    int64_t ms, seq;
+    return page_stream_id_parse(s, strlen(s), &ms, &seq) == 0;
 }
 
 /* The API item of one inbox entry [id, [field, value...]], signed now; *cursor points at its
@@ -193,17 +197,42 @@ void notifications_list(struct req *r)
 
 /* ---- Server-Sent Events ---- */
 
+/* The stream must end: its client left, the server is draining, or a newer stream of the
+ * same participant replaced it. */
+static bool sse_over(const struct req *r)
+{
+    const struct inbox *s = r->state;
+    return r->client_gone || r->srv->stopping || s->slot.replaced;
+}
+
 static void sse_finish(struct req *r)
 {
     struct inbox *s = r->state;
     if (s->timer)
         event_del(s->timer);
-    stream_end(r);
+    stream_end(&s->slot);
+}
+
+static void sse_schedule(struct req *r)
+{
+    struct inbox *s = r->state;
+    struct timeval tv = { s->interval_ms / 1000, (s->interval_ms % 1000) * 1000 };
+    if (evtimer_add(s->timer, &tv) != 0) {
+        log_error("msg=\"cannot arm a stream's poll; ending it\" req=%s", r->id);
+        sse_finish(r);
+    }
 }
 
 static void on_sse_closed(struct req *r)
 {
     struct inbox *s = r->state;
+    if (s->slot.replaced && !r->client_gone) {
+        char frame[200];
+        int n = snprintf(frame, sizeof frame, "event: replaced\nretry: %d\ndata: {\"detail\":"
+                         "\"a newer stream of this participant replaced this one\"}\n\n",
+                         STREAM_REPLACED_RETRY_MS);
+        stream_write(r, frame, (size_t)n);
+    }
     if (!s->polling)
         sse_finish(r);      /* else the poll's callback ends it */
 }
@@ -222,14 +251,17 @@ static void on_sse_start(void *arg, enum store_status st, redisReply *reply)
     struct req *r = arg;
     struct inbox *s = r->state;
     s->polling = false;
-    if (r->client_gone || r->srv->stopping) {
+    if (sse_over(r)) {
         sse_finish(r);
-    } else if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
-        const char *last = reply->elements && reply->element[0]->type == REDIS_REPLY_ARRAY &&
-                                   reply->element[0]->elements
-                               ? reply->element[0]->element[0]->str : "0-0";
-        snprintf(s->cursor, sizeof s->cursor, "%s", last);
-    }   /* else: try again at the next tick */
+    } else {
+        if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
+            const char *last = reply->elements && reply->element[0]->type == REDIS_REPLY_ARRAY &&
+                                       reply->element[0]->elements
+                                   ? reply->element[0]->element[0]->str : "0-0";
+            snprintf(s->cursor, sizeof s->cursor, "%s", last);
+        }   /* else: try again at the next tick */
+        sse_schedule(r);
+    }
     req_release(r);
 }
 
@@ -238,13 +270,13 @@ static void on_sse_page(void *arg, enum store_status st, redisReply *reply)
     struct req *r = arg;
     struct inbox *s = r->state;
     s->polling = false;
-    if (r->client_gone || r->srv->stopping) {
+    if (sse_over(r)) {
         sse_finish(r);
         req_release(r);
         return;
     }
-    for (size_t i = 0; st == STORE_OK && reply->type == REDIS_REPLY_ARRAY &&
-                       i < reply->elements; i++) {
+    size_t got = st == STORE_OK && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+    for (size_t i = 0; i < got; i++) {
         const char *cursor = NULL, *type = NULL;
         json_t *item = inbox_item(r->srv, reply->element[i], &cursor, &type);
         if (cursor)
@@ -268,6 +300,11 @@ static void on_sse_page(void *arg, enum store_status st, redisReply *reply)
         stream_write(r, ": keep-alive\n\n", 14);
         s->last_write_us = time_mono_us();
     }
+    /* idle: poll less often, down to once every STREAM_IDLE_POLL_MS */
+    s->interval_ms = got ? STREAM_POLL_MS
+                         : s->interval_ms * 2 > STREAM_IDLE_POLL_MS ? STREAM_IDLE_POLL_MS
+                                                                    : s->interval_ms * 2;
+    sse_schedule(r);
     req_release(r);
 }
 
@@ -277,13 +314,16 @@ static void on_sse_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct req *r = arg;
     struct inbox *s = r->state;
-    if (r->client_gone || r->srv->stopping) {
-        if (!s->polling)
-            sse_finish(r);
+    if (s->polling)
+        return;
+    if (sse_over(r)) {
+        sse_finish(r);
         return;
     }
-    if (s->polling || !store_ready(&r->srv->store))
+    if (!store_ready(&r->srv->store)) {
+        sse_schedule(r);
         return;
+    }
     s->polling = true;
     struct cmd c;
     cmd_init(&c);
@@ -308,12 +348,12 @@ static void on_sse_tick(evutil_socket_t fd, short what, void *arg)
 
 void notifications_stream(struct req *r)
 {
-    const char *after = req_header(r, "Last-Event-ID");
-    if (!after)
-        after = req_query(r, "after");
+    const char *header = req_header(r, "Last-Event-ID");
+    const char *after = header ? header : req_query(r, "after");
     if (after && !cursor_valid(after)) {
         json_t *errors = problem_errors_new();
-        problem_errors_add(errors, "Last-Event-ID", "is not a cursor this server issued");
+        problem_errors_add(errors, header ? "Last-Event-ID" : "after",
+                           "is not a cursor this server issued");
         reply_invalid(r, errors);
         return;
     }
@@ -321,13 +361,14 @@ void notifications_stream(struct req *r)
     if (!s)
         return;
     snprintf(s->cursor, sizeof s->cursor, "%s", after ? after : "");
-    s->timer = event_new(r->srv->base, -1, EV_PERSIST, on_sse_tick, r);
-    struct timeval tv = { 0, STREAM_POLL_MS * 1000 };
-    if (!s->timer || event_add(s->timer, &tv) != 0) {
+    s->interval_ms = STREAM_POLL_MS;
+    s->timer = evtimer_new(r->srv->base, on_sse_tick, r);
+    if (!s->timer) {
         reply_problem(r, 500, NULL, "cannot start the stream");
         return;
     }
-    if (stream_start(r, "text/event-stream; charset=utf-8", on_sse_closed) != 0)
+    if (stream_start(r, &s->slot, r->who.participant_id, (size_t)r->srv->cfg.sse_max_streams,
+                     "text/event-stream; charset=utf-8", on_sse_closed) != 0)
         return;
     stream_write(r, ": impactd notifications\n\n", 25);
     s->last_write_us = time_mono_us();

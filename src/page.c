@@ -1,6 +1,7 @@
 /* page.c — merging ordered parts into one page and cutting it (page.h). Used by the lists of
  * offers, needs and allocations (one part per market) and by the event feed (one per
- * market's stream). Owns only the items it was given. */
+ * market's stream). Owns only the items it was given. Also the strict checks of the cursors
+ * those pages (and the inbox) hand out. */
 #include "impactd/page.h"
 
 #include <stdlib.h>
@@ -88,10 +89,48 @@ void page_body(const struct page *p, size_t limit, struct buf *out)
     }
     buf_adds(out, "],\"next_cursor\":");
     const char *next = p->n > take && take > 0 ? p->items[take - 1].cursor
-                       : p->bounded ? p->bound_cursor : NULL;
+                       : p->bounded ? p->bound_cursor
+                       : p->more && take > 0 ? p->items[take - 1].cursor : NULL;
     if (next)
         buf_add_json_string(out, next, strlen(next));
     else
         buf_adds(out, "null");
     buf_addc(out, '}');
+}
+
+/* Digits only, 1..max of them; the value into *out. */
+static int parse_digits(const char *s, size_t len, size_t max, int64_t *out)
+{
+    if (len == 0 || len > max)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');     /* at most 15 digits: no overflow */
+    }
+    *out = v;
+    return 0;
+}
+
+int page_stream_id_parse(const char *s, size_t len, int64_t *ms, int64_t *seq)
+{
+    const char *dash = s ? memchr(s, '-', len) : NULL;
+    if (!dash)
+        return -1;
+    size_t mlen = (size_t)(dash - s);
+    return parse_digits(s, mlen, PAGE_MS_DIGITS, ms) == 0 &&
+                   parse_digits(dash + 1, len - mlen - 1, PAGE_SEQ_DIGITS, seq) == 0
+               ? 0 : -1;
+}
+
+bool page_id_cursor_valid(const char *s, const char *prefix, size_t code_len)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(s, prefix, plen) != 0 || strlen(s) != plen + 15 + code_len)
+        return false;
+    for (size_t i = plen; i < plen + 15; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
 }

@@ -59,6 +59,7 @@ struct config {
     int64_t inbox_retention_ms;     /* a participant's messages are kept this long */
     int64_t inbox_max;              /* and at most this many */
     int64_t dead_letter_retention_ms;
+    int64_t sse_max_streams;        /* Server-Sent Events streams open at once, per process */
     int64_t match_max_candidates;   /* per market function call */
     int64_t match_max_allocations;  /* per market function call */
 };

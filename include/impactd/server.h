@@ -17,6 +17,7 @@
 #include "router.h"
 #include "signing.h"
 #include "store.h"
+#include "stream.h"
 #include "sweeper.h"
 #include "webhook.h"
 
@@ -38,6 +39,7 @@ struct server {
     struct webhook webhook;
     struct sweeper sweeper;
     struct feeds feeds;
+    struct streams streams;         /* the Server-Sent Events streams open (stream.c) */
     struct market_keys *market_keys;    /* per market (market.c), owned */
     char *openapi;                  /* the OpenAPI document served (schema.c), owned */
     size_t openapi_len;
