@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "impactd/log.h"
+#include "impactd/netaddr.h"
 
 enum ctype {
     C_STRING,       /* char[] field; max = buffer size */
@@ -75,6 +76,10 @@ static const struct setting SETTINGS[] = {
       "webhook deliveries in flight at once per endpoint (scheme, host, port)" },
     { "webhook_ca_file", "IMPACTD_WEBHOOK_CA_FILE", C_STRING, OFF(webhook_ca_file), 0,
       SIZE(webhook_ca_file), "", "PEM file of extra CAs trusted for https webhooks" },
+    { "webhook_resolve", "IMPACTD_WEBHOOK_RESOLVE", C_STRING, OFF(webhook_resolve), 0,
+      SIZE(webhook_resolve), "",
+      "host:port:address,... gives webhook hosts these addresses without DNS (like curl "
+      "--resolve); the addresses are checked like resolved ones" },
     { "rate_limit", "IMPACTD_RATE_LIMIT", C_INT, OFF(rate_limit), 0, 1000000, "50",
       "requests per second per token (burst of the same size), 0 for no limit" },
     { "idle_timeout", "IMPACTD_IDLE_TIMEOUT", C_DURATION, OFF(idle_timeout_ms), 1000,
@@ -624,6 +629,8 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
     for (const char *p = cfg->key_prefix; *p; p++)
         if (!isgraph((unsigned char)*p) || *p == '{' || *p == '}')
             return fail(err, errlen, "key_prefix: printable characters only, no braces");
+    if (netaddr_override_check(cfg->webhook_resolve, err, errlen) != 0)
+        return -1;
     int64_t schedule_ms = 0;
     for (size_t i = 0; i < cfg->retry_count; i++)
         schedule_ms += cfg->retry_schedule_ms[i];

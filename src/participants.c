@@ -25,6 +25,7 @@
 #include "impactd/json_util.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
+#include "impactd/netaddr.h"
 #include "impactd/problem.h"
 #include "impactd/server.h"
 #include "impactd/timeutil.h"
@@ -54,9 +55,9 @@ static const char *check_webhook_url(const json_t *v, const void *ctx)
         msg = "must name a host";
     else if (evhttp_uri_get_fragment(u))
         msg = "must not have a fragment";
-    else if (!srv->cfg.webhook_allow_private && checks_host_private(host))
-        msg = "points at a loopback or private address (allowed only with "
-              "IMPACTD_WEBHOOK_ALLOW_PRIVATE=1)";
+    else if (!srv->cfg.webhook_allow_private && netaddr_host_nonglobal(host))
+        msg = "points at a private or not globally reachable address, or a localhost name "
+              "(allowed only with IMPACTD_WEBHOOK_ALLOW_PRIVATE=1)";
     evhttp_uri_free(u);
     return msg;
 }

@@ -12,8 +12,9 @@
  *    deliveries past their lease;
  *  - send: an endpoint runs at most webhook_max_per_endpoint attempts at once, each on a
  *    keep-alive connection of its pool (httpc.h; never more connections than that), reused
- *    across messages. A connection is opened when none is idle: the host is resolved, a
- *    private address refused unless allowed, https verified (certificate and host name).
+ *    across messages. A connection is opened when none is idle: the host is resolved (or
+ *    given its address by webhook_resolve), refused when any of its addresses is not
+ *    globally reachable (netaddr.h) unless allowed, https verified (certificate, host name).
  *    The next deliveries of each queue are signed while they wait, when the loop has nothing
  *    else to do, so that an answer is followed by the next request at once. A request that
  *    fails on a reused connection before any answer (the receiver closed it while it was
@@ -45,10 +46,10 @@
 #include <sys/uio.h>
 
 #include "build_config.h"
-#include "impactd/checks.h"
 #include "impactd/httpc.h"
 #include "impactd/keys.h"
 #include "impactd/log.h"
+#include "impactd/netaddr.h"
 #include "impactd/server.h"
 #include "impactd/signing.h"
 #include "impactd/timeutil.h"
@@ -170,7 +171,8 @@ static const char *error_text(int error)
     case HTTPC_TOO_LARGE: return "answer too large";
     case HTTPC_TLS: return "TLS handshake failed";
     case ERR_UNRESOLVED: return "host not resolved";
-    case ERR_PRIVATE: return "private address refused";
+    case ERR_PRIVATE:
+        return "private or not globally reachable address refused (not connected)";
     default: return "connection failed";
     }
 }
@@ -201,19 +203,12 @@ static int target_parse(struct target *t, const char *url)
     if (!u)
         return -1;
     const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
-    size_t hl = host ? strlen(host) : 0;
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-        host++;
-        hl -= 2;
-    }
     int rc = -1;
-    if (scheme && hl && hl < sizeof t->host &&
+    if (scheme && host && netaddr_url_host(host, t->host, sizeof t->host) == 0 &&
         (!strcasecmp(scheme, "http") || !strcasecmp(scheme, "https"))) {
         t->https = !strcasecmp(scheme, "https");
         t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : t->https ? 443 : 80;
         const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
-        memcpy(t->host, host, hl);
-        t->host[hl] = '\0';
         snprintf(t->path, sizeof t->path, "%s%s%s", path && *path ? path : "/", query ? "?" : "",
                  query ? query : "");
         bool v6 = strchr(t->host, ':') != NULL;
@@ -748,13 +743,11 @@ static SSL *tls_for(struct server *srv, const struct endpoint *ep)
     SSL *ssl = SSL_new(srv->webhook.ssl);
     if (!ssl)
         return NULL;
-    unsigned char tmp[16];
-    bool literal = inet_pton(AF_INET, ep->host, tmp) == 1 ||
-                   inet_pton(AF_INET6, ep->host, tmp) == 1;
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-    int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(param, ep->host)
-                     : SSL_set_tlsext_host_name(ssl, ep->host) == 1 &&
-                           X509_VERIFY_PARAM_set1_host(param, ep->host, 0) == 1;
+    int ok = netaddr_is_literal(ep->host)
+                 ? X509_VERIFY_PARAM_set1_ip_asc(param, ep->host)
+                 : SSL_set_tlsext_host_name(ssl, ep->host) == 1 &&
+                       X509_VERIFY_PARAM_set1_host(param, ep->host, 0) == 1;
     if (ok != 1) {
         SSL_free(ssl);
         return NULL;
@@ -769,18 +762,19 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     struct endpoint *ep = c->ep;
     struct server *srv = ep->srv;
     char ip[INET6_ADDRSTRLEN] = "";
-    if (result == 0 && res) {
-        const void *addr = res->ai_family == AF_INET6
-                               ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
-                               : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
-        evutil_inet_ntop(res->ai_family, addr, ip, sizeof ip);
-    }
+    /* Every address the host resolves to is judged, not only the one connected to. */
+    const char *why = NULL;
+    const struct evutil_addrinfo *bad = result == 0 && res && !srv->cfg.webhook_allow_private
+                                            ? netaddr_first_nonglobal(res, &why) : NULL;
+    if (result == 0 && res)
+        netaddr_ntop((bad ? bad : res)->ai_addr, ip, sizeof ip);
     int error = 0;
     if (!ip[0]) {
         log_warn("msg=\"webhook host not resolved\" host=%s", ep->host);
         error = ERR_UNRESOLVED;
-    } else if (!srv->cfg.webhook_allow_private && checks_host_private(ip)) {
-        log_warn("msg=\"webhook refused: private address\" host=%s ip=%s", ep->host, ip);
+    } else if (bad) {
+        log_warn("msg=\"webhook refused: address not globally reachable\" host=%s ip=%s "
+                 "block=\"%s\"", ep->host, ip, why);
         error = ERR_PRIVATE;
     } else {
         SSL *ssl = ep->https ? tls_for(srv, ep) : NULL;
@@ -803,9 +797,16 @@ static void conn_open(struct server *srv, struct conn *c)
 {
     struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                      .ai_flags = EVUTIL_AI_ADDRCONFIG };
-    char port[8];
+    char port[8], addr[INET6_ADDRSTRLEN];
     snprintf(port, sizeof port, "%d", c->ep->port);
-    evdns_getaddrinfo(srv->webhook.dns, c->ep->host, port, &hints, on_resolved, c);
+    const char *name = c->ep->host;
+    if (netaddr_override_find(srv->cfg.webhook_resolve, name, c->ep->port, addr, sizeof addr))
+        name = addr;    /* webhook_resolve: this address, no DNS; judged like any other */
+    /* An address is its own answer: AI_ADDRCONFIG would drop ::1 where no global IPv6
+     * address is configured. */
+    if (netaddr_is_literal(name))
+        hints.ai_flags = EVUTIL_AI_NUMERICHOST;
+    evdns_getaddrinfo(srv->webhook.dns, name, port, &hints, on_resolved, c);
 }
 
 /* c's attempt is over (code: the HTTP status, 0 for none, then error says why): keep or

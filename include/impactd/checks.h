@@ -10,9 +10,4 @@ const char *check_regions(const json_t *v, const void *srv);
 const char *check_product(const json_t *v, const void *srv);
 const char *check_future(const json_t *v, const void *srv);
 
-/* True for an IP literal (v6 with or without brackets) or name that is loopback, private,
- * link-local, CGNAT, multicast or unspecified. */
-#include <stdbool.h>
-bool checks_host_private(const char *host);
-
 #endif

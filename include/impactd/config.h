@@ -45,6 +45,7 @@ struct config {
     int64_t webhook_timeout_ms;
     int64_t webhook_max_per_endpoint;
     char webhook_ca_file[512];      /* "" = the system's trusted CAs only */
+    char webhook_resolve[1024];     /* "host:port:address,...": no DNS for those (netaddr.h) */
     int64_t rate_limit;             /* requests per second per token, 0 = off */
     int64_t idle_timeout_ms;
     int64_t max_body_size;          /* bytes */

@@ -220,7 +220,10 @@ class WebhookReceiver:
     """A recording HTTP (or HTTPS, with tls=TestCA) server on 127.0.0.1.
 
     `behaviour` may be changed at any time (receiver.behaviour = ok()); `port` fixes the port
-    (to bring a receiver up later on a URL already given to impactd)."""
+    (to bring a receiver up later on a URL already given to impactd). A subclass may listen
+    elsewhere on loopback (host, server_class: "::1" and an AF_INET6 server)."""
+    host = "127.0.0.1"
+    server_class: type = _Server
 
     def __init__(self, behaviour: Behaviour | None = None, port: int = 0,
                  tls: "TestCA | None" = None, path: str = "/hook"):
@@ -238,7 +241,7 @@ class WebhookReceiver:
 
     # -- life cycle
     def start(self) -> "WebhookReceiver":
-        srv = _Server(("127.0.0.1", self.requested_port), _Handler)
+        srv = self.server_class((self.host, self.requested_port), _Handler)
         srv.owner = self  # type: ignore[attr-defined]
         if self.tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -275,7 +278,8 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     # -- recording
     def _record(self, method: str, path: str, headers: Any, body: bytes) -> Received:
