@@ -4,6 +4,7 @@
  *   impactd [--config FILE] rotate-key
  *   impactd openapi
  *   impactd [--config FILE] library
+ *   impactd routes
  *   impactd --help | --version
  * Exit status: 0 after a clean shutdown or a good --check-config, 2 for a usage or
  * configuration error, 1 when the server cannot start or its loop fails. */
@@ -18,6 +19,7 @@
 #include "impactd/config.h"
 #include "impactd/library.h"
 #include "impactd/log.h"
+#include "impactd/routes.h"
 #include "impactd/schema.h"
 #include "impactd/server.h"
 #include "impactd/signing.h"
@@ -32,6 +34,7 @@ static void usage(FILE *out)
             "       impactd [--config FILE] rotate-key\n"
             "       impactd openapi\n"
             "       impactd [--config FILE] library\n"
+            "       impactd routes\n"
             "       impactd --help | --version\n\n"
             "Options:\n"
             "  -c, --config FILE   configuration file (default: %s, relative to the\n"
@@ -41,6 +44,7 @@ static void usage(FILE *out)
             "                      listed in /v1/keys); send SIGHUP to running daemons\n"
             "  openapi             print the OpenAPI document /openapi.json serves\n"
             "  library             print the Redis function library the daemon loads\n"
+            "  routes              print the route table: method, path, roles, flags (JSON)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n\n"
             "Settings (config-file key, environment variable, default). The environment\n"
@@ -59,7 +63,7 @@ static const char *env_lookup(const char *name) { return getenv(name); }
 int main(int argc, char **argv)
 {
     const char *config_path = DEFAULT_CONFIG;
-    bool check_only = false, rotate = false, openapi = false, library = false;
+    bool check_only = false, rotate = false, openapi = false, library = false, routes = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -76,6 +80,8 @@ int main(int argc, char **argv)
             openapi = true;
         } else if (!strcmp(a, "library")) {
             library = true;
+        } else if (!strcmp(a, "routes")) {
+            routes = true;
         } else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
             config_path = argv[++i];
         } else if (!strncmp(a, "--config=", 9)) {
@@ -88,6 +94,16 @@ int main(int argc, char **argv)
 
     static struct server srv;   /* the one server struct; static only for its size */
     char err[CONFIG_ERR_LEN];
+    if (routes) {   /* one JSON array, a route per line */
+        json_t *table = routes_describe();
+        bool ok = table != NULL && fputs("[", stdout) != EOF;
+        for (size_t i = 0; ok && i < json_array_size(table); i++)
+            ok = fputs(i ? ",\n " : "\n ", stdout) != EOF &&
+                 json_dumpf(json_array_get(table, i), stdout, 0) == 0;
+        ok = ok && fputs("\n]\n", stdout) != EOF && fflush(stdout) == 0;
+        json_decref(table);
+        return ok ? 0 : 1;
+    }
     if (openapi) {
         json_t *doc = schema_document(err, sizeof err);
         if (!doc) {

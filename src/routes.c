@@ -1,7 +1,8 @@
 /* routes.c — the route table: the one place that says which roles may call what.
  *
  * Roles are enforced by http.c from this table before any handler runs; handlers check only
- * ownership. ROLE_PUBLIC routes need no token. */
+ * ownership. ROLE_PUBLIC routes need no token. routes_describe() writes the table out as JSON
+ * (`impactd routes`), which the authorization matrix test reads (test_authz_matrix.py). */
 #include "impactd/routes.h"
 
 #include "impactd/handlers.h"
@@ -66,4 +67,48 @@ const struct route *routes_table(size_t *n)
 {
     *n = sizeof ROUTES / sizeof ROUTES[0];
     return ROUTES;
+}
+
+static const struct { unsigned bit; const char *name; } ROUTE_FLAG_NAMES[] = {
+    { ROUTE_BODY, "body" },
+    { ROUTE_BODY_OPTIONAL, "body_optional" },
+    { ROUTE_IDEM_ATOMIC, "idem_atomic" },
+};
+
+static const unsigned ROLE_BITS[] = { ROLE_MANUFACTURER, ROLE_HOSPITAL, ROLE_MINISTRY,
+                                      ROLE_ADMIN };
+
+json_t *routes_describe(void)
+{
+    /* Each new value is handed to its container at once (the _new setters take it even when
+     * they fail), so freeing `out` frees everything. */
+    json_t *out = json_array();
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        const struct route *rt = &ROUTES[i];
+        json_t *row = json_object();
+        if (json_array_append_new(out, row) != 0 ||
+            json_object_set_new(row, "method", json_string(router_method_name(rt->method))) != 0 ||
+            json_object_set_new(row, "path", json_string(rt->pattern)) != 0)
+            goto fail;
+        json_t *roles = json_array();
+        if (json_object_set_new(row, "roles", roles) != 0)
+            goto fail;
+        json_t *flags = json_array();
+        if (json_object_set_new(row, "flags", flags) != 0)
+            goto fail;
+        for (size_t b = 0; b < sizeof ROLE_BITS / sizeof ROLE_BITS[0]; b++)
+            if ((rt->roles & ROLE_BITS[b]) &&
+                json_array_append_new(roles, json_string(role_name(ROLE_BITS[b]))) != 0)
+                goto fail;
+        for (size_t f = 0; f < sizeof ROUTE_FLAG_NAMES / sizeof ROUTE_FLAG_NAMES[0]; f++)
+            if ((rt->flags & ROUTE_FLAG_NAMES[f].bit) &&
+                json_array_append_new(flags, json_string(ROUTE_FLAG_NAMES[f].name)) != 0)
+                goto fail;
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
 }
