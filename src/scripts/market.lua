@@ -209,6 +209,8 @@ SYNC['alc_'] = function(id, b, a)
   if a.column then agg(a.region, a.product, a.column, a.quantity) end
 end
 
+local HSET_BATCH = 1024    -- arguments (id, record pairs) per HSET
+
 local function flush()
   if dirty_n > 0 then
     local args, k = {}, 0
@@ -221,8 +223,12 @@ local function flush()
       packed[id] = p
       args[k + 1], args[k + 2] = id, p
       k = k + 2
+      if k == HSET_BATCH then     -- unpack must stay below Lua's stack limit (~8000)
+        redis.call('HSET', K_REC, unpack(args))
+        args, k = {}, 0
+      end
     end
-    redis.call('HSET', K_REC, unpack(args))
+    if k > 0 then redis.call('HSET', K_REC, unpack(args)) end
     changed = true
   end
   for k, d in pairs(aggd) do

@@ -307,10 +307,15 @@ class Run:
                 self.fail(f"{kind}s missing from the daemon's list: {missing}")
             for x in items:
                 self.compare(kind, self.d2m[x["id"]], x)
-            # oldest first
-            order = [self.model_seq(kind, self.d2m[i]) for i in ids]
-            if order != sorted(order):
-                self.fail(f"GET /v1/{kind}s is not oldest first")
+            # oldest first: by creation time (the id's ms), and within one market in the
+            # order of creation; two markets' objects made in one ms have no order between them
+            ms = [int(i.split("_", 1)[1][:11], 16) for i in ids]
+            if ms != sorted(ms):
+                self.fail(f"GET /v1/{kind}s is not oldest first (by creation time)")
+            for code in {i[-4:] for i in ids}:
+                order = [self.model_seq(kind, self.d2m[i]) for i in ids if i[-4:] == code]
+                if order != sorted(order):
+                    self.fail(f"GET /v1/{kind}s is not oldest first within market {code}")
         want = self.model.aggregates()
         sources: dict[str, dict] = {}
         if self.redis is not None:
