@@ -187,6 +187,11 @@ static const char *cmd_finish(struct cmd *c, const char *fn, int nkeys, size_t *
     size_t n = 0, fl = fn ? strlen(fn) : 0;
     if (fl + 64 > sizeof head)
         return NULL;
+    /* hiredis 0.14's __redisAsyncCommand reads the formatted command as a C string (to find
+     * the command's name): a NUL after it keeps it within what was written */
+    if (!cmd_reserve(c, 1))
+        return NULL;
+    c->buf[c->len] = '\0';
     head[n++] = '*';
     n += buf_format_int(c->argc + (fn ? 3 : 0), head + n);
     memcpy(head + n, "\r\n", 2);
