@@ -290,7 +290,7 @@ static void on_party_created(void *arg, enum store_status st, redisReply *reply)
     struct party *p = pc->p;
     free(pc);
     if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
-        if (st == STORE_OK)
+        if (st == STORE_OK && !store_reply_full(reply))
             log_error("msg=\"messages not stored\" prt=%s error=\"%.300s\"", p->id,
                       reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
         b->failed = true;

@@ -89,6 +89,13 @@ bool reply_if_invalid(struct req *r, json_t *errors)
 
 void reply_store_failure(struct req *r, enum store_status status, const redisReply *reply)
 {
+    if (status == STORE_OK && store_reply_full(reply)) {
+        /* nothing ran: like an outage, the Idempotency-Key is released; logged by the store */
+        req_set_header(r, "Retry-After", "5");
+        reply_problem(r, 503, NULL, "the store is full (Redis reached its maxmemory): nothing "
+                                    "was written; reads still work; try again later");
+        return;
+    }
     if (status == STORE_OK) {
         log_error("msg=\"unexpected redis reply\" req=%s reply=\"%.300s\"", r->id,
                   reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected type");

@@ -257,6 +257,32 @@ bool store_reply_error(const redisReply *r, const char *prefix)
            (!prefix || strncmp(r->str, prefix, strlen(prefix)) == 0);
 }
 
+/* A full Redis refuses every write (requests, sweeps, the notifier, webhook outcomes) until
+ * an operator acts: one warning opens a burst (refusals less than FULL_QUIET_US apart) and,
+ * while it lasts, one more a minute carries the count. The process is single-threaded and
+ * Redis is one: plain statics. */
+#define FULL_QUIET_US INT64_C(10000000)
+#define FULL_REPEAT_US INT64_C(60000000)
+
+bool store_reply_full(const redisReply *r)
+{
+    static int64_t last_refused_us, last_logged_us;
+    static long long refused;
+    if (!store_reply_error(r, "OOM "))
+        return false;
+    int64_t now = time_mono_us();
+    bool opens = last_refused_us == 0 || now - last_refused_us > FULL_QUIET_US;
+    last_refused_us = now;
+    refused++;
+    if (opens || now - last_logged_us >= FULL_REPEAT_US) {
+        log_warn("msg=\"redis is full (maxmemory): writes refused until memory is freed or "
+                 "maxmemory raised\" refused=%lld error=\"%.200s\"", refused, r->str);
+        last_logged_us = now;
+        refused = 0;
+    }
+    return true;
+}
+
 /* ---- calls: allocation and completion ---- */
 
 static struct store_call *call_new(struct store *st)

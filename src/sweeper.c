@@ -43,7 +43,7 @@ static void on_swept(void *arg, enum store_status st, redisReply *reply)
     struct market_answer a;
     if (st != STORE_OK || store_reply_error(reply, NULL) || market_answer_read(reply, &a) != 0 ||
         a.error) {
-        if (st == STORE_OK)
+        if (st == STORE_OK && !store_reply_full(reply))
             log_error("msg=\"sweep failed\" market=%s error=\"%.300s\"",
                       srv->catalog.markets[market].id,
                       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");

@@ -225,7 +225,7 @@ static int target_parse(struct target *t, const char *url)
 static void on_written(void *arg, enum store_status st, redisReply *reply)
 {
     struct server *srv = arg;
-    if (st != STORE_OK || store_reply_error(reply, NULL))
+    if (st != STORE_OK || (store_reply_error(reply, NULL) && !store_reply_full(reply)))
         log_warn("msg=\"webhook outcomes not recorded; their leases will bring them back\" "
                  "error=\"%s\"", st != STORE_OK ? "store unavailable" : reply->str);
     srv->webhook.inflight--;

@@ -115,6 +115,9 @@ void store_key(const struct store *st, struct cmd *c, const char *fmt, ...)
 /* Helpers to read replies. */
 const char *store_reply_field(const redisReply *r, const char *field); /* HGETALL-shaped reply */
 bool store_reply_error(const redisReply *r, const char *prefix);
+/* True when Redis refused the call because it is at its maxmemory ("-OOM ...", noeviction):
+ * the call did not run. Logs once per burst of refusals (store.c), so callers log nothing. */
+bool store_reply_full(const redisReply *r);
 /* The value of `name` in a stream entry's field list [field, value, ...]; NULL if absent.
  * *len, when given, receives its length (values may hold NUL bytes). */
 const char *store_entry_field(const redisReply *fields, const char *name, size_t *len);

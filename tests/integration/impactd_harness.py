@@ -288,6 +288,31 @@ def redis_dump_all(port: int) -> dict[bytes, list[bytes]]:
     return result
 
 
+def redis_asleep(redis: "RedisServer") -> bool:
+    """True when Redis does not answer a PING within 100 ms."""
+    with RespClient(redis.port, timeout=0.1) as c:
+        try:
+            c.cmd("PING")
+            return False
+        except OSError:
+            return True
+
+
+def redis_sleep(redis: "RedisServer", seconds: float) -> tuple[threading.Thread, dict]:
+    """DEBUG SLEEP from a connection of its own, in a thread (Redis runs nothing else
+    meanwhile; what arrives is run when it wakes); `when` gets the start and end times."""
+    when: dict[str, float] = {}
+
+    def run():
+        with RespClient(redis.port, timeout=seconds + 30) as c:
+            when["start"] = time.monotonic()
+            c.cmd("DEBUG", "SLEEP", str(seconds))
+            when["end"] = time.monotonic()
+    t = threading.Thread(target=run, name="redis-sleep", daemon=True)
+    t.start()
+    return t, when
+
+
 class RedisServer:
     """A redis-server on a fixed loopback port; stop() and start() keep the port and the dir."""
 

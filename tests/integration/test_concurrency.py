@@ -6,7 +6,9 @@ agree with its allocations, and no open offer is left that could serve an open n
 from __future__ import annotations
 
 import random
+import secrets
 import threading
+import time
 from collections import defaultdict
 
 import impactd_harness as h
@@ -225,3 +227,61 @@ def test_two_daemons_sweep_each_lapse_and_expiry_once(impactd, redis_server):
         offers = w1.admin.list_all("/v1/offers")
         needs_all = w1.admin.list_all("/v1/needs")
         assert from_redis == compute_aggregates(offers, needs_all, w1.allocations())
+
+
+def test_buyers_racing_for_one_offer_through_two_daemons_with_retries(impactd, redis_server):
+    """One offer of N units, 40 buyers (manufacturers needing ethanol, as above) posting
+    needs at once through two daemons; each need is sent twice at the same moment with the
+    same Idempotency-Key, once through each daemon (a client retrying through the other
+    one). Each key makes one need (the twin gets the same answer, replayed); every unit is
+    allocated once: exactly min(N, what was asked) in all, never more than N, none to a need
+    beyond its quantity."""
+    n_units, buyers = 100, 40
+    d1 = impactd(redis=redis_server)
+    d2 = impactd(redis=redis_server, env={  # one signing key: answers kept for keys are sealed with it
+        "IMPACTD_SIGNING_KEY_FILE": str(d1.data_dir / "signing.key")})
+    w1, w2 = World(d1), World(d2)
+    offer, _ = w1.manufacturer("11").offer(ETHANOL, n_units)
+    clients = [w1.manufacturer(("11", "24")[i % 2]) for i in range(buyers)]
+    rng = random.Random(5)
+    bodies = [{"product": ETHANOL, "quantity": rng.randint(1, 6), "urgency": "stat"} for _ in clients]
+    keys = ["race-" + secrets.token_hex(8) for _ in clients]
+    answers: dict[tuple[int, int], object] = {}
+    barrier = threading.Barrier(2 * buyers)
+
+    def post(i: int, side: int) -> None:
+        api = h.api((d1, d2)[side], clients[i].token)
+        barrier.wait()
+        for _ in range(100):   # a twin still running: 409 + Retry-After, then the replay
+            r = api.post("/v1/needs", json=bodies[i], headers={"Idempotency-Key": keys[i]})
+            if not (r.status_code == 409 and r.headers.get("Retry-After")):
+                break
+            time.sleep(0.05)
+        answers[(i, side)] = r
+
+    threads = [threading.Thread(target=post, args=(i, s)) for i in range(buyers) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "client threads hung"
+    for i in range(buyers):
+        a, b = answers[(i, 0)], answers[(i, 1)]
+        assert (a.status_code, b.status_code) == (201, 201), (i, a.status_code, a.text[:300], b.text[:300])
+        assert a.json() == b.json(), f"twin answers of key {keys[i]} differ"
+        assert sorted([a.headers.get("Idempotent-Replayed"), b.headers.get("Idempotent-Replayed")],
+                      key=str) == [None, "true"], (a.headers, b.headers)
+    needs = w2.admin.list_all("/v1/needs")
+    assert len(needs) == buyers, f"{len(needs)} needs for {buyers} keys"
+    allocs = w2.allocations()
+    assert len({a["id"] for a in allocs}) == len(allocs)
+    assert all(a["offer_id"] == offer["id"] for a in allocs)
+    per_need = defaultdict(int)
+    for a in allocs:
+        per_need[a["need_id"]] += a["quantity"]
+    for n in needs:
+        assert per_need[n["id"]] == n["allocated"] <= n["quantity"], (n, per_need[n["id"]])
+    total = sum(per_need.values())
+    assert total == min(n_units, sum(b["quantity"] for b in bodies)), (total, n_units)
+    o = w1.offer(offer["id"])
+    assert (o["allocated"], o["remaining"]) == (total, n_units - total), o
