@@ -1,9 +1,16 @@
-/* auth.c — bearer tokens: creation, hashing, lookup with a short cache, rate limiting.
+/* auth.c — bearer tokens: creation, hashing, lookup with a short cache, rate limiting, and
+ * the throttle on failed authentications.
  *
- * Owns the per-process token cache (token id → verified record + rate-limit bucket). A
- * token is checked against Redis at most once per auth_cache_ttl; the bucket lives as long
- * as the entry, which the sweep drops after a minute unused. The bootstrap admin token of
- * the config is compared in constant time and never touches Redis. */
+ * Owns the per-process token cache (token id → verified record + rate-limit bucket), the
+ * negative cache (token ids Redis did not know, for auth_negative_ttl) and the allowance of
+ * failed authentications per client address (auth_fail_rate, auth_fail_burst); the last
+ * two are fixed-size tables (throttle.c). A token is checked against Redis at most once per
+ * auth_cache_ttl; the bucket lives as long as the entry, which the sweep drops after a
+ * minute unused. A request that the cache cannot settle borrows one of its address's
+ * allowance before anything else (429 when there is none, without asking Redis); a success
+ * gives it back. The bootstrap admin token of the config is compared in constant time and
+ * never touches Redis. auth_forget (a revocation, a new token) bumps a generation: a lookup
+ * that was in flight across it caches nothing. */
 #include "impactd/auth.h"
 
 #include <event2/event.h>
@@ -18,6 +25,7 @@
 #include "impactd/router.h"
 #include "impactd/config.h"
 #include "impactd/store.h"
+#include "impactd/throttle.h"
 #include "impactd/timeutil.h"
 
 #define TOKEN_PREFIX "imp_"
@@ -35,6 +43,7 @@ struct auth_entry {
     int64_t verified_us;
     int64_t used_us;
     struct bucket bucket;
+    bool transient;             /* not in the cache: freed once it has admitted its caller */
 };
 
 static void entry_free(void *v)
@@ -44,6 +53,8 @@ static void entry_free(void *v)
         json_decref(e->regions);
     free(e);
 }
+
+void auth_entry_free(struct auth_entry *e) { entry_free(e); }
 
 /* ---- primitives ---- */
 
@@ -170,7 +181,9 @@ int auth_init(struct auth *a, struct event_base *base, struct store *store,
     memset(a, 0, sizeof *a);
     a->store = store;
     a->cfg = cfg;
-    if (dict_init(&a->cache) != 0)
+    if (dict_init(&a->cache) != 0 ||
+        throttle_init(&a->failures, (size_t)cfg->auth_table_size) != 0 ||
+        throttle_init(&a->unknown, (size_t)cfg->auth_table_size) != 0)
         return -1;
     a->sweep_timer = event_new(base, -1, EV_PERSIST, on_sweep, a);
     struct timeval tv = { SWEEP_EVERY_S, 0 };
@@ -185,11 +198,105 @@ void auth_free(struct auth *a)
         event_free(a->sweep_timer);
     a->sweep_timer = NULL;
     dict_free(&a->cache, entry_free);
+    throttle_free(&a->failures);
+    throttle_free(&a->unknown);
 }
 
 void auth_forget(struct auth *a, const char *token_id)
 {
+    a->generation++;
     entry_free(dict_del(&a->cache, token_id));
+    throttle_drop(&a->unknown, token_id, strlen(token_id));
+}
+
+uint64_t auth_generation(const struct auth *a) { return a->generation; }
+
+/* ---- what a token record says ---- */
+
+bool auth_stored_hash_matches(const char *stored, const char hash[TOKEN_HASH_HEX])
+{
+    /* the length first: a short stored value must not be read past its end */
+    return stored && strlen(stored) == TOKEN_HASH_HEX - 1 &&
+           sodium_memcmp(stored, hash, TOKEN_HASH_HEX - 1) == 0;
+}
+
+json_t *auth_regions_parse(const char *text, bool *unreadable)
+{
+    *unreadable = false;
+    if (!text || !*text)
+        return NULL;        /* no scope: the whole country */
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    bool ok = json_is_array(v);
+    for (size_t i = 0; ok && i < json_array_size(v); i++)
+        ok = json_is_string(json_array_get(v, i));
+    if (ok)
+        return v;
+    json_decref(v);
+    *unreadable = true;
+    return json_array();    /* fail closed: regions that see nothing */
+}
+
+int auth_remember(struct auth *a, const char *tid, uint64_t generation,
+                  const char hash[TOKEN_HASH_HEX], const struct auth_record *rec,
+                  int64_t now_us, struct auth_entry **out)
+{
+    bool unreadable;
+    json_t *regions = auth_regions_parse(rec->regions, &unreadable);
+    if (rec->regions && *rec->regions && !regions)
+        return -1;
+    if (unreadable)
+        log_warn("msg=\"token record has unreadable regions; it sees no region\" token=%s", tid);
+    struct auth_entry *e = dict_get(&a->cache, tid);
+    bool fresh = generation == a->generation;   /* no revocation while it was looked up */
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e || (fresh && dict_set(&a->cache, tid, e) != 0)) {
+            free(e);
+            json_decref(regions);
+            return -1;
+        }
+    } else if (!fresh) {
+        entry_free(dict_del(&a->cache, tid));
+        e = calloc(1, sizeof *e);
+        if (!e) {
+            json_decref(regions);
+            return -1;
+        }
+    }
+    memcpy(e->hash, hash, sizeof e->hash);
+    snprintf(e->participant, sizeof e->participant, "%s", rec->participant);
+    e->role = role_parse(rec->role);
+    snprintf(e->region, sizeof e->region, "%s", rec->region ? rec->region : "");
+    json_decref(e->regions);
+    e->regions = regions;
+    e->verified_us = now_us;
+    e->transient = !fresh;
+    *out = e;
+    return fresh ? 1 : 0;
+}
+
+bool auth_cached(struct auth *a, const char *tid, const char hash[TOKEN_HASH_HEX],
+                 int64_t now_us)
+{
+    struct auth_entry *e = dict_get(&a->cache, tid);
+    return e && sodium_memcmp(e->hash, hash, TOKEN_HASH_HEX) == 0 &&
+           now_us - e->verified_us < a->cfg->auth_cache_ttl_ms * 1000;
+}
+
+void auth_remember_unknown(struct auth *a, const char *tid, uint64_t generation,
+                           int64_t now_us)
+{
+    if (a->cfg->auth_negative_ttl_ms <= 0 || generation != a->generation)
+        return;
+    struct throttle_slot *s = throttle_take(&a->unknown, tid, strlen(tid), now_us);
+    if (s)
+        s->at_us = now_us + a->cfg->auth_negative_ttl_ms * 1000;    /* until */
+}
+
+bool auth_known_unknown(struct auth *a, const char *tid, int64_t now_us)
+{
+    struct throttle_slot *s = throttle_find(&a->unknown, tid, strlen(tid), now_us);
+    return s && s->at_us > now_us;
 }
 
 /* One check: on the stack when the cache or the token's form settles it, else until Redis
@@ -200,6 +307,9 @@ struct auth_lookup {
     void *arg;
     char hash[TOKEN_HASH_HEX];
     char tid[ID_MAX_LEN];
+    uint64_t generation;        /* a->generation when the lookup was sent */
+    unsigned char peer[THROTTLE_KEY_MAX];   /* the address's key, when it borrowed */
+    size_t peer_len;
 };
 
 /* Admits the caller described by e: rate limit, then the principal. */
@@ -219,6 +329,33 @@ static void auth_admit(struct auth_lookup *l, struct auth_entry *e)
     l->cb(l->arg, AUTH_OK, &who, 0);
 }
 
+/* Borrows one failed authentication of the caller's address: 0, or the seconds to wait. */
+static int allowance_borrow(struct auth_lookup *l, const struct sockaddr *peer)
+{
+    const struct config *cfg = l->a->cfg;
+    if (cfg->auth_fail_rate <= 0)
+        return 0;
+    l->peer_len = throttle_addr_key(peer, l->peer);
+    struct throttle_slot *s = l->peer_len ? throttle_take(&l->a->failures, l->peer, l->peer_len,
+                                                          time_mono_us())
+                                          : NULL;
+    if (!s)
+        return 0;
+    return throttle_bucket_take(s, (double)cfg->auth_fail_rate, (double)cfg->auth_fail_burst,
+                                time_mono_us());
+}
+
+/* Not a failed authentication after all (a success, or Redis could not say). */
+static void allowance_return(struct auth_lookup *l)
+{
+    if (!l->peer_len)
+        return;
+    struct throttle_slot *s = throttle_find(&l->a->failures, l->peer, l->peer_len,
+                                            time_mono_us());
+    if (s)
+        throttle_bucket_give(s, (double)l->a->cfg->auth_fail_burst);
+}
+
 static void on_token_record(void *arg, enum store_status st, redisReply *reply)
 {
     struct auth_lookup *l = arg;
@@ -226,77 +363,85 @@ static void on_token_record(void *arg, enum store_status st, redisReply *reply)
     if (st != STORE_OK || store_reply_error(reply, NULL)) {
         if (st == STORE_OK)
             log_error("msg=\"token lookup failed\" error=\"%s\"", reply->str);
+        allowance_return(l);
         l->cb(l->arg, AUTH_STORE_DOWN, NULL, 1);
         free(l);
         return;
     }
-    const char *stored = store_reply_field(reply, "hash");
-    const char *prt = store_reply_field(reply, "participant");
-    const char *role = store_reply_field(reply, "role");
-    if (!stored || !prt || !role || strlen(stored) != TOKEN_HASH_HEX - 1 ||
-        sodium_memcmp(stored, l->hash, TOKEN_HASH_HEX - 1) != 0 || !role_parse(role)) {
-        auth_forget(a, l->tid);
+    struct auth_record rec = {
+        .hash = store_reply_field(reply, "hash"),
+        .participant = store_reply_field(reply, "participant"),
+        .role = store_reply_field(reply, "role"),
+        .region = store_reply_field(reply, "region"),
+        .regions = store_reply_field(reply, "regions"),
+    };
+    int64_t now = time_mono_us();
+    if (!auth_stored_hash_matches(rec.hash, l->hash) || !rec.participant || !rec.role ||
+        !role_parse(rec.role)) {
+        entry_free(dict_del(&a->cache, l->tid));
+        auth_remember_unknown(a, l->tid, l->generation, now);
         l->cb(l->arg, AUTH_UNKNOWN, NULL, 0);
         free(l);
         return;
     }
-    struct auth_entry *e = dict_get(&a->cache, l->tid);
-    if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e || dict_set(&a->cache, l->tid, e) != 0) {
-            free(e);
-            l->cb(l->arg, AUTH_STORE_DOWN, NULL, 1);
-            free(l);
-            return;
-        }
+    allowance_return(l);
+    struct auth_entry *e;
+    if (auth_remember(a, l->tid, l->generation, l->hash, &rec, now, &e) < 0) {
+        l->cb(l->arg, AUTH_STORE_DOWN, NULL, 1);
+        free(l);
+        return;
     }
-    memcpy(e->hash, l->hash, sizeof e->hash);
-    snprintf(e->participant, sizeof e->participant, "%s", prt);
-    e->role = role_parse(role);
-    const char *region = store_reply_field(reply, "region");
-    snprintf(e->region, sizeof e->region, "%s", region ? region : "");
-    json_decref(e->regions);
-    const char *regions = store_reply_field(reply, "regions");
-    e->regions = regions && *regions ? json_loads(regions, 0, NULL) : NULL;
-    e->verified_us = time_mono_us();
     auth_admit(l, e);
+    if (e->transient)
+        entry_free(e);
     free(l);
 }
 
-void auth_check(struct auth *a, const char *authorization, auth_cb cb, void *arg)
+void auth_check(struct auth *a, const char *authorization, const struct sockaddr *peer,
+                auth_cb cb, void *arg)
 {
     struct auth_lookup now = { .a = a, .cb = cb, .arg = arg };
     const char *token = auth_bearer(authorization);
     const char *boot = a->cfg->admin_token;
     size_t blen = strlen(boot);
-    if (!token) {
-        cb(arg, AUTH_MISSING, NULL, 0);
-        return;
-    }
-    if (blen && strlen(token) == blen && sodium_memcmp(token, boot, blen) == 0) {
+    if (token && blen && strlen(token) == blen && sodium_memcmp(token, boot, blen) == 0) {
         struct principal who = { .role = ROLE_ADMIN, .bootstrap = true };
         snprintf(who.participant_id, sizeof who.participant_id, "prt_bootstrap");
         snprintf(who.token_id, sizeof who.token_id, "tok_bootstrap");
         cb(arg, AUTH_OK, &who, 0);
         return;
     }
-    if (!auth_token_wellformed(token) || auth_token_hash(token, now.hash) != 0) {
-        cb(arg, AUTH_UNKNOWN, NULL, 0);
+    bool wellformed = token && auth_token_wellformed(token) &&
+                      auth_token_hash(token, now.hash) == 0;
+    if (wellformed) {
+        auth_token_id(now.hash, now.tid);
+        if (auth_cached(a, now.tid, now.hash, time_mono_us())) {
+            auth_admit(&now, dict_get(&a->cache, now.tid));
+            return;
+        }
+    }
+    /* not settled by the cache: a failure, or a Redis call, either way on the allowance */
+    int wait = allowance_borrow(&now, peer);
+    if (wait) {
+        cb(arg, AUTH_THROTTLED, NULL, wait);
         return;
     }
-    auth_token_id(now.hash, now.tid);
-    struct auth_entry *e = dict_get(&a->cache, now.tid);
-    if (e && sodium_memcmp(e->hash, now.hash, TOKEN_HASH_HEX) == 0 &&
-        time_mono_us() - e->verified_us < a->cfg->auth_cache_ttl_ms * 1000) {
-        auth_admit(&now, e);
+    if (!token) {
+        cb(arg, AUTH_MISSING, NULL, 0);
+        return;
+    }
+    if (!wellformed || auth_known_unknown(a, now.tid, time_mono_us())) {
+        cb(arg, AUTH_UNKNOWN, NULL, 0);
         return;
     }
     struct auth_lookup *l = malloc(sizeof *l);
     if (!l) {
+        allowance_return(&now);
         cb(arg, AUTH_STORE_DOWN, NULL, 1);
         return;
     }
     *l = now;
+    l->generation = a->generation;
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "HGETALL");

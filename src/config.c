@@ -28,7 +28,7 @@ enum ctype {
     C_LISTEN,       /* host + port fields */
     C_REDIS_URL,    /* redis_url + redis */
     C_SCHEDULE,     /* retry schedule */
-    C_LAPSE,        /* per-urgency durations */
+    C_LAPSE,        /* per-urgency durations: int64_t[URGENCY_COUNT] field */
 };
 
 struct setting {
@@ -61,7 +61,7 @@ static const struct setting SETTINGS[] = {
       "config", "directory holding products.json and regions.json" },
     { "webhook_retry_schedule", "IMPACTD_WEBHOOK_RETRY_SCHEDULE", C_SCHEDULE, 0, 0, 0,
       "0s,5s,5m,30m,2h,5h,10h,10h", "comma-separated delays before each webhook attempt" },
-    { "lapse_after", "IMPACTD_LAPSE_AFTER", C_LAPSE, 0, 0, 0,
+    { "lapse_after", "IMPACTD_LAPSE_AFTER", C_LAPSE, OFF(lapse_after_ms), 0, 0,
       "stat=2h,asap=6h,urgent=24h,routine=72h",
       "how long a proposed allocation waits for confirmation, per urgency" },
     { "log_level", "IMPACTD_LOG_LEVEL", C_LOG_LEVEL, OFF(log_level), 0, 0, "info",
@@ -97,6 +97,17 @@ static const struct setting SETTINGS[] = {
       600000, "10s", "on SIGTERM, how long requests in flight may take to finish" },
     { "auth_cache_ttl", "IMPACTD_AUTH_CACHE_TTL", C_DURATION, OFF(auth_cache_ttl_ms), 0,
       60000, "2s", "how long a verified token is trusted before Redis is asked again" },
+    { "auth_fail_rate", "IMPACTD_AUTH_FAIL_RATE", C_INT, OFF(auth_fail_rate), 0, 1000000, "5",
+      "failed authentications per second per client address (IPv6: per /64) before 429, "
+      "0 for no limit" },
+    { "auth_fail_burst", "IMPACTD_AUTH_FAIL_BURST", C_INT, OFF(auth_fail_burst), 1, 1000000,
+      "20", "failed authentications an address may make at once before auth_fail_rate applies" },
+    { "auth_negative_ttl", "IMPACTD_AUTH_NEGATIVE_TTL", C_DURATION, OFF(auth_negative_ttl_ms),
+      0, 60000, "3s", "how long a token id Redis does not know is answered 401 without asking "
+      "Redis again, 0 for never" },
+    { "auth_table_size", "IMPACTD_AUTH_TABLE_SIZE", C_INT, OFF(auth_table_size), 64, 1000000,
+      "16384", "entries of each fixed-size table of failed authentications (addresses, unknown "
+      "token ids); the least recently used entry makes room" },
     { "events_retention", "IMPACTD_EVENTS_RETENTION", C_INT, OFF(events_retention), 1000,
       100000000, "1000000",
       "events kept per market for /v1/feeds/events (older cursors get 410)" },
@@ -402,11 +413,12 @@ const char *urgency_name(enum urgency u)
 }
 
 /* "stat=2h,asap=6h": named urgencies change, the others keep their value. */
-static int parse_lapse(struct config *cfg, const char *s, char *err, size_t errlen)
+/* "urgency=duration,..." into dst[URGENCY_COUNT]; urgencies not named keep their value. */
+static int parse_urgencies(int64_t *dst, const char *s, char *err, size_t errlen)
 {
     char buf[256];
     int64_t v[URGENCY_COUNT];
-    memcpy(v, cfg->lapse_after_ms, sizeof v);
+    memcpy(v, dst, sizeof v);
     if (copy_bounded(buf, sizeof buf, s, strlen(s)))
         return fail(err, errlen, "too long");
     char *save = NULL;
@@ -429,7 +441,7 @@ static int parse_lapse(struct config *cfg, const char *s, char *err, size_t errl
     }
     if (!seen)
         return fail(err, errlen, "needs at least one urgency=duration");
-    memcpy(cfg->lapse_after_ms, v, sizeof v);
+    memcpy(dst, v, sizeof v);
     return 0;
 }
 
@@ -509,7 +521,7 @@ static int setting_apply(struct config *cfg, const struct setting *s, const char
     case C_SCHEDULE:
         return parse_schedule(cfg, value, err, errlen);
     case C_LAPSE:
-        return parse_lapse(cfg, value, err, errlen);
+        return parse_urgencies((int64_t *)(void *)(base + s->offset), value, err, errlen);
     }
     return fail(err, errlen, "unknown type");
 }

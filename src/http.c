@@ -1,12 +1,13 @@
 /* http.c — the evhttp server and the pipeline every request follows.
  *
  * Owns: the listening socket (our own evconnlistener, so accept errors such as EMFILE back
- * off instead of spinning), evhttp's limits (header size, body size, idle timeout), and the
+ * off instead of spinning), evhttp's limits (header size, body size, idle timeout; a body
+ * over the limit is cut off before it is read by bodylimit.c, and answered here), and the
  * pipeline:
  *
- *   evhttp callback → route match (404/405/OPTIONS) → query parse → authentication and the
- *   route's roles (401/403/429/503) → body checks (413/415/400/422) → Idempotency-Key →
- *   handler.
+ *   evhttp callback → a body refused early (413) → route match (404/405/OPTIONS) → query
+ *   parse → authentication and the route's roles (401/403/429/503) → body checks
+ *   (413/415/400/422) → Idempotency-Key → handler.
  *
  * It hands each stage's refusal to reply.c and the request itself to request.c; handlers
  * never touch evhttp directly. */
@@ -28,6 +29,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "impactd/bodylimit.h"
 #include "impactd/idempotency.h"
 #include "impactd/log.h"
 #include "impactd/problem.h"
@@ -35,8 +37,6 @@
 #include "impactd/request.h"
 #include "impactd/server.h"
 #include "impactd/timeutil.h"
-
-#define HARD_BODY_FACTOR 16     /* evhttp refuses bodies over 16 × max_body_size itself */
 
 /* ---- the pipeline ---- */
 
@@ -155,6 +155,12 @@ static void on_auth(void *arg, enum auth_result result, const struct principal *
         req_set_header(r, "Retry-After", ra);
         reply_problem(r, 429, NULL, "too many requests for this token; slow down");
         break;
+    case AUTH_THROTTLED:
+        snprintf(ra, sizeof ra, "%d", retry_after_s > 0 ? retry_after_s : 1);
+        req_set_header(r, "Retry-After", ra);
+        reply_problem(r, 429, NULL, "too many failed authentications from this address; "
+                                    "retry later");
+        break;
     case AUTH_STORE_DOWN:
         reply_store_failure(r, STORE_DOWN, NULL);
         break;
@@ -186,6 +192,26 @@ static bool query_nul_rejected(struct req *r, const char *q)
     return true;
 }
 
+/* A request whose body bodylimit.c refused: 413 at once, and the connection closes, since
+ * the client may still be sending the body. */
+static bool req_refused_body(struct req *r)
+{
+    bool chunked;
+    int64_t bytes;
+    if (!r->ev || !bodylimit_refused(&r->srv->http.bodylimit, r->ev, &chunked, &bytes))
+        return false;
+    req_set_header(r, "Connection", "close");
+    bodylimit_linger(&r->srv->http.bodylimit, r->ev);
+    long long most = (long long)r->srv->cfg.max_body_size;
+    if (chunked)
+        reply_problemf(r, 413, NULL, "the chunked body passed %lld bytes; at most %lld are "
+                       "accepted", (long long)bytes, most);
+    else
+        reply_problemf(r, 413, NULL, "the body is declared as %lld bytes; at most %lld are "
+                       "accepted", (long long)bytes, most);
+    return true;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct server *srv = arg;
@@ -208,6 +234,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
 
     if (srv->stopping)
         req_set_header(r, "Connection", "close");
+    if (req_refused_body(r))
+        return;
     router_match(srv->routes, srv->nroutes, r->method, r->path, &r->match);
     if (r->match.index < 0) {
         char allow[64];
@@ -236,7 +264,9 @@ static void on_request(struct evhttp_request *ev, void *arg)
         return;
     }
     req_hold(r);    /* released in on_auth */
-    auth_check(&srv->auth, req_header(r, "Authorization"), on_auth, r);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    auth_check(&srv->auth, req_header(r, "Authorization"),
+               evcon ? evhttp_connection_get_addr(evcon) : NULL, on_auth, r);
 }
 
 /* ---- listening ---- */
@@ -272,7 +302,16 @@ int http_start(struct server *srv)
         return -1;
     }
     evhttp_set_max_headers_size(h->evh, (ev_ssize_t)cfg->max_header_size);
-    evhttp_set_max_body_size(h->evh, (ev_ssize_t)(cfg->max_body_size * HARD_BODY_FACTOR));
+    /* bodylimit.c refuses a larger body before reading it; evhttp's own limit (a plain 413
+     * at once; room for the mark that ends a cut chunked body) is the backstop for framing
+     * bodylimit.c leaves to evhttp, and req_read_body the one for what is between */
+    if (bodylimit_init(&h->bodylimit, srv->base, cfg->max_body_size,
+                       (size_t)cfg->max_header_size) != 0) {
+        log_error("msg=\"cannot create the HTTP server\"");
+        return -1;
+    }
+    evhttp_set_bevcb(h->evh, bodylimit_bev_new, &h->bodylimit);
+    evhttp_set_max_body_size(h->evh, (ev_ssize_t)(cfg->max_body_size + BODYLIMIT_TAIL));
     struct timeval idle = { (time_t)(cfg->idle_timeout_ms / 1000),
                             (suseconds_t)((cfg->idle_timeout_ms % 1000) * 1000) };
     evhttp_set_timeout_tv(h->evh, &idle);
@@ -280,7 +319,6 @@ int http_start(struct server *srv)
                                            EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
-    evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(h->evh, on_request, srv);
 
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -341,5 +379,6 @@ void http_free(struct server *srv)
         evhttp_free(h->evh);
     if (h->accept_retry)
         event_free(h->accept_retry);
+    bodylimit_free(&h->bodylimit);     /* after evhttp: no connection reads any more */
     memset(h, 0, sizeof *h);
 }

@@ -208,6 +208,7 @@ static void token_issue(struct req *r, const char *role, const char *region,
         return;
     }
     auth_token_id(hash, j->token_id);
+    auth_forget(&r->srv->auth, j->token_id);    /* nothing this process knew of it holds */
     json_object_set_new(j->answer, "token_id", json_string(j->token_id));
     json_object_set_new(j->answer, "token", json_string(token));
     sodium_memzero(token, sizeof token);

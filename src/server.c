@@ -4,7 +4,8 @@
  * document → signing keys → metrics → store → auth → HTTP → signals → sweeper, notifier,
  * webhooks → first Redis connection. Shutdown (SIGTERM/SIGINT): stop accepting, let requests
  * in flight finish (at most shutdown_timeout), then leave the loop; server_free releases
- * everything in reverse order. A second signal during the drain leaves at once. */
+ * everything in reverse order, except that the store closes before HTTP: its pending calls
+ * answer their requests first. A second signal during the drain leaves at once. */
 #include "impactd/server.h"
 
 #include <event2/event.h>
@@ -184,8 +185,10 @@ int server_run(struct server *srv)
 
 void server_free(struct server *srv)
 {
+    /* Redis calls still pending fail now, and their callbacks answer their requests, while
+     * those requests' evhttp objects still exist: http_free frees them. */
+    store_close(&srv->store);
     http_free(srv);
-    store_close(&srv->store);   /* pending callbacks run now, while their owners still exist */
     sweeper_stop(srv);
     notify_stop(srv);
     webhook_stop(srv);

@@ -54,6 +54,10 @@ struct config {
     int64_t redis_reconnect_max_ms;
     int64_t shutdown_timeout_ms;
     int64_t auth_cache_ttl_ms;
+    int64_t auth_fail_rate;         /* failed authentications per second per address, 0 = off */
+    int64_t auth_fail_burst;
+    int64_t auth_negative_ttl_ms;   /* 0 = no negative cache */
+    int64_t auth_table_size;        /* entries per table */
     int64_t backlog;
     int64_t events_retention;       /* entries kept per market event stream */
     int64_t events_max_age_ms;      /* events older than this are trimmed; 0: by count only */

@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+#include "bodylimit.h"
+
 struct server;
 struct evhttp;
 struct evconnlistener;
@@ -21,6 +23,7 @@ struct http {
     struct evhttp_bound_socket *bound;  /* owns listener once bound */
     struct event *accept_retry;     /* re-enables accept after EMFILE */
     unsigned inflight;              /* requests allocated and not yet freed (request.c) */
+    struct bodylimit bodylimit;     /* what every connection's filter refuses (bodylimit.c) */
 };
 
 int http_start(struct server *srv) __attribute__((warn_unused_result));

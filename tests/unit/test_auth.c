@@ -1,17 +1,25 @@
 /* test_auth.c — the token primitives (format, hash, id), webhook secrets, the bearer header
- * parser and the rate-limit token bucket. No server or Redis: the cache is tested through
- * the integration suite. */
+ * parser, the rate-limit token bucket, what a token record may say (its digest, its
+ * regions), the cache's generation (a lookup in flight across a revocation caches nothing),
+ * the negative cache, and the bounded tables and address keys of throttle.c. No Redis: a
+ * struct auth on an event base that never runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "impactd/auth.h"
+#include "impactd/config.h"
+#include "impactd/throttle.h"
 
 #define US_PER_S 1000000LL
 #define T0 (1000 * US_PER_S)    /* an arbitrary monotonic start, not 0 */
@@ -268,6 +276,245 @@ static void test_bucket_rate_zero_always_allows(void **state)
         assert_int_equal(auth_bucket_take(&b, 0, T0), 0);
 }
 
+/* ---- token records ---- */
+
+static void test_stored_hash_length_is_checked_before_its_bytes(void **state)
+{
+    (void)state;
+    char hex[TOKEN_HASH_HEX];
+    assert_int_equal(auth_token_hash("imp_x", hex), 0);
+    assert_true(auth_stored_hash_matches(hex, hex));
+    char longer[TOKEN_HASH_HEX + 1];
+    snprintf(longer, sizeof longer, "%s0", hex);
+    assert_false(auth_stored_hash_matches(longer, hex));
+    assert_false(auth_stored_hash_matches(NULL, hex));
+    /* short values, each in a buffer of exactly its size: ASan sees any read past it */
+    const char *shorts[] = { "", "a", "abc", hex + 1 };
+    for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++) {
+        size_t n = strlen(shorts[i]) + 1;
+        char *v = malloc(n);
+        assert_non_null(v);
+        memcpy(v, shorts[i], n);
+        assert_false(auth_stored_hash_matches(v, hex));
+        free(v);
+    }
+    char other[TOKEN_HASH_HEX];
+    memcpy(other, hex, sizeof other);
+    other[10] = other[10] == '0' ? '1' : '0';
+    assert_false(auth_stored_hash_matches(other, hex));
+}
+
+static void test_regions_absent_or_empty_is_the_whole_country(void **state)
+{
+    (void)state;
+    bool bad = true;
+    assert_null(auth_regions_parse(NULL, &bad));
+    assert_false(bad);
+    assert_null(auth_regions_parse("", &bad));
+    assert_false(bad);
+    json_t *v = auth_regions_parse("[\"11\",\"24\"]", &bad);
+    assert_false(bad);
+    assert_true(json_is_array(v));
+    assert_int_equal(json_array_size(v), 2);
+    json_decref(v);
+}
+
+static void test_unreadable_regions_fail_closed(void **state)
+{
+    (void)state;
+    const char *BAD[] = { "not json [", "{\"11\": 1}", "[1, 2]", "\"11\"", "null", "[\"11\", null]",
+                          "[\"11\"] trailing" };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        bool bad = false;
+        json_t *v = auth_regions_parse(BAD[i], &bad);
+        if (!bad || !json_is_array(v) || json_array_size(v) != 0)
+            fail_msg("regions %s did not become an empty scope", BAD[i]);
+        json_decref(v);
+    }
+}
+
+/* ---- the cache ---- */
+
+struct fixture {
+    struct event_base *base;
+    struct config cfg;
+    struct auth a;
+};
+
+static int cache_setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->base = event_base_new();
+    config_defaults(&f->cfg);
+    f->cfg.auth_cache_ttl_ms = 2000;
+    f->cfg.auth_negative_ttl_ms = 3000;
+    f->cfg.auth_table_size = 64;
+    if (!f->base || auth_init(&f->a, f->base, NULL, &f->cfg) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int cache_teardown(void **state)
+{
+    struct fixture *f = *state;
+    auth_free(&f->a);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+static void record_of(const char *token, char hex[TOKEN_HASH_HEX], char tid[ID_MAX_LEN],
+                      struct auth_record *rec)
+{
+    assert_int_equal(auth_token_hash(token, hex), 0);
+    auth_token_id(hex, tid);
+    *rec = (struct auth_record){ .hash = hex, .participant = "prt_x", .role = "hospital",
+                                 .region = "11", .regions = "" };
+}
+
+static void test_verified_token_is_cached_for_the_ttl(void **state)
+{
+    struct fixture *f = *state;
+    char hex[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
+    struct auth_record rec;
+    struct auth_entry *e;
+    record_of("imp_cached", hex, tid, &rec);
+    assert_int_equal(auth_remember(&f->a, tid, auth_generation(&f->a), hex, &rec, T0, &e), 1);
+    assert_true(auth_cached(&f->a, tid, hex, T0 + US_PER_S));
+    assert_false(auth_cached(&f->a, tid, hex, T0 + 3 * US_PER_S));
+    auth_forget(&f->a, tid);
+    assert_false(auth_cached(&f->a, tid, hex, T0 + US_PER_S));
+}
+
+static void test_lookup_in_flight_across_a_revocation_caches_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char hex[TOKEN_HASH_HEX], tid[ID_MAX_LEN];
+    struct auth_record rec;
+    struct auth_entry *e = NULL;
+    record_of("imp_revoked", hex, tid, &rec);
+    uint64_t sent = auth_generation(&f->a);     /* HGETALL sent ... */
+    auth_forget(&f->a, tid);                    /* ... the token revoked meanwhile ... */
+    /* ... and the record read before the revocation arrives */
+    assert_int_equal(auth_remember(&f->a, tid, sent, hex, &rec, T0, &e), 0);
+    assert_non_null(e);
+    auth_entry_free(e);
+    assert_false(auth_cached(&f->a, tid, hex, T0));
+    /* the next lookup, sent after the revocation, caches again */
+    assert_int_equal(auth_remember(&f->a, tid, auth_generation(&f->a), hex, &rec, T0, &e), 1);
+    assert_true(auth_cached(&f->a, tid, hex, T0));
+}
+
+static void test_unknown_token_is_remembered_for_the_negative_ttl(void **state)
+{
+    struct fixture *f = *state;
+    const char *tid = "tok_000000000000000000000001";
+    assert_false(auth_known_unknown(&f->a, tid, T0));
+    auth_remember_unknown(&f->a, tid, auth_generation(&f->a), T0);
+    assert_true(auth_known_unknown(&f->a, tid, T0 + 2 * US_PER_S));
+    assert_false(auth_known_unknown(&f->a, tid, T0 + 3 * US_PER_S));   /* expired */
+}
+
+static void test_forget_drops_the_negative_entry_at_once(void **state)
+{
+    struct fixture *f = *state;
+    const char *tid = "tok_000000000000000000000002";
+    auth_remember_unknown(&f->a, tid, auth_generation(&f->a), T0);
+    auth_forget(&f->a, tid);        /* the token is created by this process */
+    assert_false(auth_known_unknown(&f->a, tid, T0));
+    /* a "not found" read before the creation is not kept either */
+    uint64_t sent = auth_generation(&f->a);
+    auth_forget(&f->a, tid);
+    auth_remember_unknown(&f->a, tid, sent, T0);
+    assert_false(auth_known_unknown(&f->a, tid, T0));
+}
+
+static void test_negative_cache_is_bounded(void **state)
+{
+    struct fixture *f = *state;
+    char tid[ID_MAX_LEN];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(tid, sizeof tid, "tok_%024d", i);
+        auth_remember_unknown(&f->a, tid, auth_generation(&f->a), T0 + i);
+    }
+    int kept = 0;
+    for (int i = 0; i < 10000; i++) {
+        snprintf(tid, sizeof tid, "tok_%024d", i);
+        kept += auth_known_unknown(&f->a, tid, T0 + 10000);
+    }
+    assert_true(kept > 0);
+    assert_true(kept <= 64);        /* auth_table_size, whatever a client sends */
+    snprintf(tid, sizeof tid, "tok_%024d", 9999);
+    assert_true(auth_known_unknown(&f->a, tid, T0 + 10000));   /* the newest stays */
+}
+
+/* ---- throttle.c ---- */
+
+static void test_throttle_bucket_burst_then_rate(void **state)
+{
+    (void)state;
+    struct throttle t;
+    assert_int_equal(throttle_init(&t, 16), 0);
+    struct throttle_slot *s = throttle_take(&t, "k", 1, T0);
+    assert_non_null(s);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(throttle_bucket_take(s, 2, 10, T0), 0);
+    assert_int_equal(throttle_bucket_take(s, 2, 10, T0), 1);     /* 0.5 s to the next */
+    assert_int_equal(throttle_bucket_take(s, 2, 10, T0 + US_PER_S / 2), 0);
+    throttle_bucket_give(s, 10);
+    assert_int_equal(throttle_bucket_take(s, 2, 10, T0 + US_PER_S / 2), 0);
+    assert_true(throttle_bucket_take(s, 0.1, 10, T0 + US_PER_S / 2) >= 10);
+    throttle_free(&t);
+}
+
+static void test_throttle_table_keeps_the_recently_used(void **state)
+{
+    (void)state;
+    struct throttle t;
+    assert_int_equal(throttle_init(&t, 8), 0);     /* one set of 8 */
+    for (int i = 0; i < 8; i++)
+        assert_non_null(throttle_take(&t, &i, sizeof i, T0 + i));
+    int zero = 0;
+    assert_non_null(throttle_find(&t, &zero, sizeof zero, T0 + 100));  /* 0 used again */
+    int nine = 9;
+    assert_non_null(throttle_take(&t, &nine, sizeof nine, T0 + 101));
+    int one = 1;
+    assert_null(throttle_find(&t, &one, sizeof one, T0 + 102));        /* the oldest went */
+    assert_non_null(throttle_find(&t, &zero, sizeof zero, T0 + 102));
+    throttle_drop(&t, &zero, sizeof zero);
+    assert_null(throttle_find(&t, &zero, sizeof zero, T0 + 103));
+    throttle_free(&t);
+}
+
+static void test_throttle_address_keys(void **state)
+{
+    (void)state;
+    unsigned char k1[THROTTLE_KEY_MAX], k2[THROTTLE_KEY_MAX];
+    struct sockaddr_in v4 = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+    struct sockaddr_in6 mapped = { .sin6_family = AF_INET6 };
+    inet_pton(AF_INET6, "::ffff:192.0.2.7", &mapped.sin6_addr);
+    size_t n1 = throttle_addr_key((struct sockaddr *)&v4, k1);
+    size_t n2 = throttle_addr_key((struct sockaddr *)&mapped, k2);
+    assert_int_equal(n1, 5);
+    assert_true(n1 == n2 && memcmp(k1, k2, n1) == 0);  /* one client, two spellings */
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6 }, b = a, c = a;
+    inet_pton(AF_INET6, "2001:db8:1:2::1", &a.sin6_addr);
+    inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &b.sin6_addr);
+    inet_pton(AF_INET6, "2001:db8:1:3::1", &c.sin6_addr);
+    n1 = throttle_addr_key((struct sockaddr *)&a, k1);
+    n2 = throttle_addr_key((struct sockaddr *)&b, k2);
+    assert_true(n1 == 9 && n1 == n2 && memcmp(k1, k2, n1) == 0);     /* the same /64 */
+    n2 = throttle_addr_key((struct sockaddr *)&c, k2);
+    assert_false(n1 == n2 && memcmp(k1, k2, n1) == 0);
+    struct sockaddr un = { .sa_family = AF_UNIX };
+    assert_int_equal(throttle_addr_key(&un, k1), 0);
+    assert_int_equal(throttle_addr_key(NULL, k1), 0);
+}
+
 int main(void)
 {
     /* cmocka 1.1 reports results on stdout but failures and its summary on stderr: one
@@ -292,6 +539,22 @@ int main(void)
         cmocka_unit_test(test_bucket_burst_is_capped_at_rate),
         cmocka_unit_test(test_bucket_wait_is_time_to_next_token_rounded_up),
         cmocka_unit_test(test_bucket_rate_zero_always_allows),
+        cmocka_unit_test(test_stored_hash_length_is_checked_before_its_bytes),
+        cmocka_unit_test(test_regions_absent_or_empty_is_the_whole_country),
+        cmocka_unit_test(test_unreadable_regions_fail_closed),
+        cmocka_unit_test_setup_teardown(test_verified_token_is_cached_for_the_ttl, cache_setup,
+                                        cache_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_in_flight_across_a_revocation_caches_nothing,
+                                        cache_setup, cache_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_token_is_remembered_for_the_negative_ttl,
+                                        cache_setup, cache_teardown),
+        cmocka_unit_test_setup_teardown(test_forget_drops_the_negative_entry_at_once,
+                                        cache_setup, cache_teardown),
+        cmocka_unit_test_setup_teardown(test_negative_cache_is_bounded, cache_setup,
+                                        cache_teardown),
+        cmocka_unit_test(test_throttle_bucket_burst_then_rate),
+        cmocka_unit_test(test_throttle_table_keeps_the_recently_used),
+        cmocka_unit_test(test_throttle_address_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
