@@ -4,6 +4,10 @@
 IMPACTD_BUILD_PKGS="gcc pkg-config meson ninja-build libevent-dev libhiredis-dev libjansson-dev libsodium-dev libssl-dev libmsgpack-dev"
 IMPACTD_RUN_PKGS="redis-server curl"
 IMPACTD_TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests python3-nacl python3-jsonschema nodejs openssl"
+# scripts/test's fuzz build (libFuzzer: clang, and the runtime clang only recommends) and its
+# --valgrind mode
+IMPACTD_FUZZ_PKGS="clang libclang-rt-14-dev"
+IMPACTD_VALGRIND_PKGS="valgrind"
 
 # deps_install PKG... : installs whichever of the packages are not installed yet.
 deps_install() {

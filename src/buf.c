@@ -1,6 +1,7 @@
 /* buf.c — the growing byte buffer of buf.h and its direct writers. */
 #include "impactd/buf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,8 +93,8 @@ static void two(char *p, int v)
 
 void buf_add_time(struct buf *b, int64_t ms)
 {
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)secs * 1000);
+    time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));     /* floor, for any ms */
+    int frac = (int)((ms % 1000 + 1000) % 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     int year = tm.tm_year + 1900;
@@ -122,6 +123,23 @@ void buf_add_time(struct buf *b, int64_t ms)
     }
 }
 
+/* The length of the UTF-8 sequence at s (n bytes left, s[0] >= 0x80), or 0 when it is not
+ * one: a stray continuation byte, cut short, overlong, a surrogate, above U+10FFFF. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    static const uint32_t MIN[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    if (len == 0 || s[0] > 0xf4 || len > n)
+        return 0;
+    uint32_t cp = s[0] & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    return cp < MIN[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
+}
+
 void buf_add_json_string(struct buf *b, const char *s, size_t n)
 {
     static const char HEX[] = "0123456789abcdef";
@@ -131,10 +149,22 @@ void buf_add_json_string(struct buf *b, const char *s, size_t n)
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
             continue;
+        if (c >= 0x80) {
+            /* text from Redis is what was stored: JSON out must stay UTF-8 whatever it is */
+            size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
+            if (len) {
+                i += len - 1;
+                continue;
+            }
+        }
         buf_add(b, s + start, i - start);
         start = i + 1;
+        if (c >= 0x80) {
+            buf_add(b, "\\ufffd", 6);
+            continue;
+        }
         switch (c) {
         case '"': buf_add(b, "\\\"", 2); break;
         case '\\': buf_add(b, "\\\\", 2); break;
@@ -147,6 +177,7 @@ void buf_add_json_string(struct buf *b, const char *s, size_t n)
         }
         }
     }
-    buf_add(b, s + start, n - start);
+    if (n > start)      /* s may be NULL when n is 0 (an empty MessagePack string) */
+        buf_add(b, s + start, n - start);
     buf_addc(b, '"');
 }

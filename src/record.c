@@ -4,6 +4,7 @@
  * of where records live (market.c, the Lua functions) nor of who may see them (resource.c). */
 #include "impactd/record.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,13 +16,76 @@
 
 /* ---- reading ---- */
 
+/* msgpack-c allocates a container's elements when it reads the container's header, before
+ * it reads them: six bytes that claim 2^32 elements cost gigabytes. So the first object of
+ * data is walked first, and refused when a count promises more objects (with those still
+ * promised) than bytes are left, or when it ends early. The formats are the MessagePack
+ * specification's: for each byte 0xc4-0xdf, the size of the length or count that follows,
+ * the bytes after that, and whether the value counts bytes, array or map elements. */
+enum { MP_FIXED, MP_BYTES, MP_ARRAY, MP_MAP };
+static const struct { unsigned char lenbytes, extra, kind; } MP_FORMATS[0xe0 - 0xc4] = {
+    { 1, 0, MP_BYTES }, { 2, 0, MP_BYTES }, { 4, 0, MP_BYTES },         /* bin 8/16/32 */
+    { 1, 1, MP_BYTES }, { 2, 1, MP_BYTES }, { 4, 1, MP_BYTES },         /* ext 8/16/32 */
+    { 0, 4, MP_FIXED }, { 0, 8, MP_FIXED },                             /* float 32/64 */
+    { 0, 1, MP_FIXED }, { 0, 2, MP_FIXED }, { 0, 4, MP_FIXED }, { 0, 8, MP_FIXED }, /* uint */
+    { 0, 1, MP_FIXED }, { 0, 2, MP_FIXED }, { 0, 4, MP_FIXED }, { 0, 8, MP_FIXED }, /* int */
+    { 0, 2, MP_FIXED }, { 0, 3, MP_FIXED }, { 0, 5, MP_FIXED }, { 0, 9, MP_FIXED },
+    { 0, 17, MP_FIXED },                                                /* fixext 1-16 */
+    { 1, 0, MP_BYTES }, { 2, 0, MP_BYTES }, { 4, 0, MP_BYTES },         /* str 8/16/32 */
+    { 2, 0, MP_ARRAY }, { 4, 0, MP_ARRAY }, { 2, 0, MP_MAP }, { 4, 0, MP_MAP },
+};
+
+static bool counts_plausible(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    uint64_t pending = 1;               /* objects still to read */
+    while (pending > 0) {
+        if (i >= len)
+            return false;
+        unsigned c = p[i++];
+        pending--;
+        uint64_t n = 0;
+        unsigned kind = MP_FIXED;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            continue;                   /* fixint, nil, booleans: the byte itself */
+        if (c == 0xc1)
+            return false;               /* never used */
+        if (c < 0x90) {
+            n = c & 0x0f, kind = MP_MAP;
+        } else if (c < 0xa0) {
+            n = c & 0x0f, kind = MP_ARRAY;
+        } else if (c < 0xc0) {
+            n = c & 0x1f, kind = MP_BYTES;
+        } else {
+            unsigned lb = MP_FORMATS[c - 0xc4].lenbytes;
+            if (len - i < lb)
+                return false;
+            for (unsigned k = 0; k < lb; k++)
+                n = n << 8 | p[i++];
+            n += MP_FORMATS[c - 0xc4].extra;
+            kind = MP_FORMATS[c - 0xc4].kind;
+        }
+        if (kind == MP_FIXED || kind == MP_BYTES) {
+            if (n > len - i)
+                return false;
+            i += (size_t)n;
+        } else {
+            pending += kind == MP_MAP ? 2 * n : n;
+            if (pending > len - i)
+                return false;
+        }
+    }
+    return true;
+}
+
 int record_decode(struct record *rec, const char *data, size_t len)
 {
     msgpack_unpacked_init(&rec->up);
     rec->v = NULL;
     rec->n = 0;
     size_t off = 0;
-    if (!data || msgpack_unpack_next(&rec->up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (!data || !counts_plausible((const unsigned char *)data, len) ||
+        msgpack_unpack_next(&rec->up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         rec->up.data.type != MSGPACK_OBJECT_ARRAY)
         return -1;
     rec->v = rec->up.data.via.array.ptr;
@@ -69,6 +133,10 @@ static bool object_int(const msgpack_object *o, long long *v)
         return true;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
+        /* only a float that a long long holds (NaN and out-of-range ones are not numbers
+         * of ours: converting them is undefined behaviour) */
+        if (!(o->via.f64 >= -9223372036854775808.0 && o->via.f64 < 9223372036854775808.0))
+            return false;
         *v = (long long)o->via.f64;
         return true;
     default:
@@ -245,7 +313,7 @@ json_t *record_to_api(const struct resource *res, const char *id, const struct r
     struct buf out;
     buf_init(&out);
     record_json(res, id, rec, cat, &out);
-    json_t *obj = out.failed ? NULL : json_loadb(out.data, out.len, 0, NULL);
+    json_t *obj = out.failed ? NULL : json_loadb(out.data, out.len, JSON_ALLOW_NUL, NULL);
     buf_free(&out);
     return obj;
 }

@@ -22,8 +22,8 @@ int64_t time_mono_us(void)
 
 void time_format_rfc3339(int64_t ms, char out[RFC3339_LEN])
 {
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)secs * 1000);
+    time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));     /* floor, for any ms */
+    int frac = (int)((ms % 1000 + 1000) % 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     if (frac)
@@ -109,6 +109,10 @@ int time_parse_rfc3339(const char *s, int64_t *ms_out)
         return -1;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
                    (int64_t)offset_min * 60;
+    /* an offset can move the instant out of the years accepted: refused as they are, so that
+     * every time accepted prints (time_format_rfc3339) as a time accepted */
+    if (secs < 0 || secs > 253402300799LL)      /* 9999-12-31T23:59:59Z */
+        return -1;
     *ms_out = secs * 1000 + ms;
     return 0;
 }
