@@ -64,6 +64,14 @@ static const struct setting SETTINGS[] = {
     { "lapse_after", "IMPACTD_LAPSE_AFTER", C_LAPSE, OFF(lapse_after_ms), 0, 0,
       "stat=2h,asap=6h,urgent=24h,routine=72h",
       "how long a proposed allocation waits for confirmation, per urgency" },
+    { "ship_within", "IMPACTD_SHIP_WITHIN", C_LAPSE, OFF(ship_within_ms), 0, 0,
+      "stat=24h,asap=48h,urgent=72h,routine=7d",
+      "how long a confirmed allocation may wait to be shipped, per urgency, before both "
+      "parties are told it is overdue" },
+    { "receive_within", "IMPACTD_RECEIVE_WITHIN", C_DURATION, OFF(receive_within_ms), 1000,
+      INT64_C(365) * 86400000, "7d",
+      "how long a shipped allocation may wait to be received before both parties are told it "
+      "is overdue" },
     { "log_level", "IMPACTD_LOG_LEVEL", C_LOG_LEVEL, OFF(log_level), 0, 0, "info",
       "debug, info, warn or error" },
     { "webhook_allow_private", "IMPACTD_WEBHOOK_ALLOW_PRIVATE", C_BOOL,

@@ -129,7 +129,19 @@ static bool answer_read(struct req *r, struct engine_job *j, enum store_status s
     }
     if (a->error) {
         int status = !strcmp(a->error, "not_found") ? 404 : !strcmp(a->error, "forbidden") ? 403
-                     : !strcmp(a->error, "idem_reuse") ? 422 : 409;
+                     : !strcmp(a->error, "idem_reuse") || !strcmp(a->error, "invalid") ? 422
+                                                                                        : 409;
+        if (!strcmp(a->error, "invalid")) {     /* "<field>: <message>", a body rule */
+            const char *colon = strstr(a->detail, ": ");
+            char field[64];
+            snprintf(field, sizeof field, "%.*s", colon ? (int)(colon - a->detail) : 0,
+                     a->detail);
+            json_t *errors = problem_errors_new();
+            problem_errors_add(errors, field, "%s", colon ? colon + 2 : a->detail);
+            if (!reply_if_invalid(r, errors))
+                reply_problem(r, 422, NULL, a->detail);
+            return false;
+        }
         reply_problem(r, status, status == 409   ? "conflict"
                                  : status == 422 ? "idempotency-key-reuse" : NULL, a->detail);
         return false;
@@ -291,18 +303,52 @@ void engine_update(struct req *r, const struct resource *res, bool remove)
     market_req(r, &mc, on_market_answer);
 }
 
+/* An action's body against its table: the fields, then the action's own reasons. */
+static bool act_body_invalid(struct req *r, const struct action *act)
+{
+    json_t *errors = problem_errors_new();
+    if (r->body)
+        validate_object(r->body, act->body, act->nbody, F_CREATE, r->srv, errors);
+    const json_t *reason = r->body ? json_object_get(r->body, "reason") : NULL;
+    if (json_is_string(reason) && act->reasons) {
+        bool known = false;
+        for (size_t i = 0; act->reasons[i] && !known; i++)
+            known = !strcmp(act->reasons[i], json_string_value(reason));
+        if (!known) {
+            char list[256] = "";
+            for (size_t i = 0; act->reasons[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                         act->reasons[i]);
+            problem_errors_add(errors, "reason", "must be one of %s (to %s)", list, act->name);
+        }
+    }
+    if (act->reason_required && !json_is_string(reason) && json_array_size(errors) == 0)
+        problem_errors_add(errors, "reason", "is required to %s", act->name);
+    return reply_if_invalid(r, errors);
+}
+
 void engine_act(struct req *r, const struct resource *res, const char *action)
 {
-    if (r->body) {
-        json_t *errors = problem_errors_new();
-        validate_object(r->body, NULL, 0, F_CREATE, r->srv, errors);
-        if (reply_if_invalid(r, errors))
-            return;
+    const struct action *act = resource_action(res, action);
+    if (!act) {
+        reply_problem(r, 500, NULL, "no such action");
+        return;
+    }
+    if (act_body_invalid(r, act))
+        return;
+    struct packbuf pb;
+    packbuf_init(&pb);
+    if (record_pack_set(act->body, act->nbody, F_CREATE, r->body, &pb) != 0) {
+        packbuf_free(&pb);
+        reply_problem(r, 500, NULL, "cannot pack the action's body");
+        return;
     }
     long market = path_market(r, res);
     struct engine_job *j = market >= 0 ? job_start(r, res, (size_t)market) : NULL;
-    if (!j)
+    if (!j) {
+        packbuf_free(&pb);
         return;
+    }
     j->status = 200;
     struct market_call mc;
     market_call_begin(r->srv, &mc, FN_ALLOC_ACTION, (size_t)market, &r->idem, NULL, REACH_ALL,
@@ -310,6 +356,11 @@ void engine_act(struct req *r, const struct resource *res, const char *action)
     cmd_add(&mc.cmd, req_param(r, 0));
     cmd_add(&mc.cmd, action);
     cmd_add(&mc.cmd, r->who.participant_id);
+    for (size_t u = 0; u < URGENCY_COUNT; u++)
+        cmd_addll(&mc.cmd, r->srv->cfg.ship_within_ms[u]);
+    cmd_addll(&mc.cmd, r->srv->cfg.receive_within_ms);
+    cmd_addn(&mc.cmd, pb.sb.data, pb.sb.size);
+    packbuf_free(&pb);
     market_req(r, &mc, on_market_answer);
 }
 

@@ -119,10 +119,18 @@ static void prelude_resources(struct text *t)
     text_printf(t, "local ACTIONS = {}\n");
     for (size_t a = 0; a < alloc->nactions; a++) {
         const struct action *act = &alloc->actions[a];
-        text_printf(t, "ACTIONS['%s'] = { side = '%s', to = %d, release = %s, receive = %s, "
-                    "from = {", act->name, act->side, enum_code(alloc->statuses, act->to),
+        const struct field *stamp = act->stamp ? resource_field(alloc, act->stamp) : NULL;
+        text_printf(t, "ACTIONS['%s'] = { name = '%s', side = '%s', to = %d, release = %s, "
+                    "receive = %s, cancel = %s, close = %s, due_ship = %s, due_receive = %s, "
+                    "stamp = %u, from = {", act->name, act->name, act->side,
+                    enum_code(alloc->statuses, act->to),
                     act->effects & ACT_RELEASE ? "true" : "false",
-                    act->effects & ACT_RECEIVE ? "true" : "false");
+                    act->effects & ACT_RECEIVE ? "true" : "false",
+                    act->effects & ACT_CANCEL ? "true" : "false",
+                    act->effects & ACT_CLOSE ? "true" : "false",
+                    act->effects & ACT_DUE_SHIP ? "true" : "false",
+                    act->effects & ACT_DUE_RECEIVE ? "true" : "false",
+                    stamp ? stamp->pos : 0u);
         for (size_t f = 0; act->from[f]; f++)
             text_printf(t, "%s[%d] = true", f ? ", " : "", enum_code(alloc->statuses, act->from[f]));
         text_printf(t, "} }\n");

@@ -419,18 +419,19 @@ int record_pack(const struct resource *res, const json_t *values, const char *ma
     return 0;
 }
 
-int record_pack_patch(const struct resource *res, const json_t *body, struct packbuf *out)
+int record_pack_set(const struct field *fields, size_t nfields, unsigned mask,
+                    const json_t *body, struct packbuf *out)
 {
     size_t count = 0;
-    for (size_t i = 0; i < res->nfields; i++)
-        if ((res->fields[i].flags & F_PATCH) && json_object_get(body, res->fields[i].name))
+    for (size_t i = 0; i < nfields; i++)
+        if ((fields[i].flags & mask) && json_object_get(body, fields[i].name))
             count++;
     if (msgpack_pack_array(&out->pk, 2 * count))
         return -1;
-    for (size_t i = 0; i < res->nfields; i++) {
-        const struct field *f = &res->fields[i];
+    for (size_t i = 0; i < nfields; i++) {
+        const struct field *f = &fields[i];
         const json_t *v = json_object_get(body, f->name);
-        if (!(f->flags & F_PATCH) || !v)
+        if (!(f->flags & mask) || !v)
             continue;
         /* false, not nil, for a field cleared: a Lua array with holes has no length */
         if (msgpack_pack_uint32(&out->pk, f->pos) ||
@@ -438,6 +439,11 @@ int record_pack_patch(const struct resource *res, const json_t *body, struct pac
             return -1;
     }
     return 0;
+}
+
+int record_pack_patch(const struct resource *res, const json_t *body, struct packbuf *out)
+{
+    return record_pack_set(res->fields, res->nfields, F_PATCH, body, out);
 }
 
 /* ---- records kept as hashes ---- */

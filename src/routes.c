@@ -52,6 +52,7 @@ static const struct route ROUTES[] = {
     { M_POST, "/v1/allocations/{id}/decline", PARTY, ACT, allocations_decline },
     { M_POST, "/v1/allocations/{id}/ship", PARTY, ACT, allocations_ship },
     { M_POST, "/v1/allocations/{id}/receive", PARTY, ACT, allocations_receive },
+    { M_POST, "/v1/allocations/{id}/cancel", PARTY, ACT, allocations_cancel },
     /* the ministry's feeds (a regional token sees its regions only) */
     { M_GET, "/v1/feeds/stock", READ, 0, feeds_stock },
     { M_GET, "/v1/feeds/events", READ, 0, feeds_events },

@@ -119,6 +119,29 @@ json_t *schema_of(const struct resource *res, unsigned view)
                      required, "additionalProperties", 0);
 }
 
+/* An action's body: its fields (all optional unless the action requires a reason), the
+ * reason restricted to the action's own. */
+static json_t *schema_of_action(const struct action *act)
+{
+    json_t *props = json_object(), *required = json_array();
+    for (size_t i = 0; i < act->nbody; i++) {
+        const struct field *f = &act->body[i];
+        json_t *fs = field_schema(f, F_CREATE);
+        if (!strcmp(f->name, "reason") && act->reasons) {
+            json_t *values = json_array();
+            for (size_t k = 0; act->reasons[k]; k++)
+                json_array_append_new(values, json_string(act->reasons[k]));
+            json_decref(fs);
+            fs = json_pack("{s:s, s:o}", "type", "string", "enum", values);
+            if (act->reason_required)
+                json_array_append_new(required, json_string("reason"));
+        }
+        json_object_set_new(props, f->name, fs);
+    }
+    return json_pack("{s:s, s:o, s:o, s:b}", "type", "object", "properties", props, "required",
+                     required, "additionalProperties", 0);
+}
+
 static const struct resource *resource_named(const char *name)
 {
     size_t n;
@@ -155,6 +178,20 @@ json_t *schema_document(char *err, size_t errlen)
         const char *rname = json_string_value(json_object_get(s, "x-impactd-resource"));
         const char *view = json_string_value(json_object_get(s, "x-impactd-view"));
         const char *ename = json_string_value(json_object_get(s, "x-impactd-enum"));
+        const char *aname = json_string_value(json_object_get(s, "x-impactd-action"));
+        if (aname) {
+            const struct action *act = resource_action(&RESOURCE_ALLOCATION, aname);
+            if (!act) {
+                snprintf(err, errlen, "src/openapi.json: schema %s names action \"%s\": no "
+                         "such allocation action", name, aname);
+                json_decref(doc);
+                return NULL;
+            }
+            json_t *gen = schema_of_action(act);
+            json_object_update(s, gen);
+            json_decref(gen);
+            json_object_del(s, "x-impactd-action");
+        }
         if (rname) {
             const struct resource *res = resource_named(rname);
             unsigned v = !view ? 0 : !strcmp(view, "object") ? F_OUT

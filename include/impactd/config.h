@@ -40,6 +40,8 @@ struct config {
     int64_t retry_schedule_ms[CONFIG_MAX_RETRIES];
     size_t retry_count;
     int64_t lapse_after_ms[URGENCY_COUNT];
+    int64_t ship_within_ms[URGENCY_COUNT];  /* confirmed → overdue if not shipped */
+    int64_t receive_within_ms;              /* shipped → overdue if not received */
     int log_level;                  /* enum log_level */
     bool webhook_allow_private;
     int64_t webhook_timeout_ms;

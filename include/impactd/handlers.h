@@ -44,6 +44,7 @@ void allocations_confirm(struct req *r);
 void allocations_decline(struct req *r);
 void allocations_ship(struct req *r);
 void allocations_receive(struct req *r);
+void allocations_cancel(struct req *r);
 
 /* notifications_api.c */
 void keys_list(struct req *r);

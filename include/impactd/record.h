@@ -65,6 +65,10 @@ int record_pack(const struct resource *res, const json_t *values, const char *ma
  * the F_PATCH fields present. */
 int record_pack_patch(const struct resource *res, const json_t *body, struct packbuf *out)
     __attribute__((warn_unused_result));
+/* The same for any table of fields (an action's body: each field's pos is the record
+ * position it sets), for the fields with a flag of mask. */
+int record_pack_set(const struct field *fields, size_t nfields, unsigned mask,
+                    const json_t *body, struct packbuf *out) __attribute__((warn_unused_result));
 
 /* Resources kept as Redis hashes (participants): each stored field (pos != 0) is the hash
  * field of the same name, as text — strings as they are, numbers and arrays as JSON, times

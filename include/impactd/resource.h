@@ -71,11 +71,16 @@ struct field {
 };
 
 /* An action on a record (allocations: confirm, decline, ...): who may take it, from which
- * statuses, to which; its effects are the Lua code's (src/scripts/allocations.lua). */
+ * statuses, to which, what its body may carry; its effects are the Lua code's
+ * (src/scripts/allocations.lua), named here so that the library's prelude carries them. */
 enum action_effect {
     ACT_PLAIN = 0,
     ACT_RELEASE = 1u << 0,          /* the quantity goes back to the need, matched again */
-    ACT_RECEIVE = 1u << 1,          /* the need counts it as received */
+    ACT_RECEIVE = 1u << 1,          /* the need counts it as received; a shortfall goes back */
+    ACT_CANCEL = 1u << 2,           /* the quantity goes back to the offer, off the need */
+    ACT_CLOSE = 1u << 3,            /* a last step: closed_at, no more overdue watch */
+    ACT_DUE_SHIP = 1u << 4,         /* overdue unless shipped within ship_within[urgency] */
+    ACT_DUE_RECEIVE = 1u << 5,      /* overdue unless received within receive_within */
 };
 
 struct action {
@@ -84,6 +89,14 @@ struct action {
     const char *const *from;        /* statuses it may start from, NULL-terminated */
     const char *to;
     unsigned effects;               /* enum action_effect */
+    const char *stamp;              /* the FT_TIME field set to the time it is taken, or NULL */
+    /* The body: fields (positions in the record they set), validated with F_CREATE. A
+     * "reason" field takes only the values of `reasons` (NULL-terminated), and is required
+     * when reason_required. No body fields: only an empty object is accepted. */
+    const struct field *body;
+    size_t nbody;
+    const char *const *reasons;
+    bool reason_required;
 };
 
 struct resource {
@@ -105,7 +118,8 @@ struct resource {
 extern const struct resource RESOURCE_OFFER, RESOURCE_NEED, RESOURCE_ALLOCATION,
     RESOURCE_PARTICIPANT;
 extern const struct enumtype ENUM_URGENCY, ENUM_OFFER_STATUS, ENUM_NEED_STATUS,
-    ENUM_ALLOCATION_STATUS, ENUM_DELIVERY_SCOPE, ENUM_TIER, ENUM_ROLE;
+    ENUM_ALLOCATION_STATUS, ENUM_DELIVERY_SCOPE, ENUM_TIER, ENUM_ROLE, ENUM_CLOSE_REASON,
+    ENUM_OVERDUE;
 const struct resource *const *resource_all(size_t *n);
 const struct enumtype *const *resource_enums(size_t *n);
 

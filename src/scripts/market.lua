@@ -11,7 +11,8 @@
 --   7 agg     hash   "<region>|<product>|<column>" -> sum (the stock feed)
 --   8 events  stream every change: t = type, i = id (absent: derived from the entry id),
 --                    d = the record
---   9 due     zset   "l:<alloc>" lapse, "x:<id>" expiry, "m:<id>" matching to continue
+--   9 due     zset   "l:<alloc>" lapse, "o:<alloc>" overdue, "x:<id>" expiry, "m:<id>"
+--                    matching to continue
 --  10 walk    hash   id -> where a bounded matching walk stopped (MessagePack)
 --  11 idem:<digest>  string  the outcome of a POST made with an Idempotency-Key (24 h);
 --                    "idem:" (never written) for a call without one
@@ -103,8 +104,10 @@ ALLOC_COLUMN[ALLOCATION_STATUS.confirmed] = 'allocated_in_flight'
 ALLOC_COLUMN[ALLOCATION_STATUS.shipped] = 'shipped_in_flight'
 ALLOC_COLUMN[ALLOCATION_STATUS.received] = 'received_total'
 
+-- a received allocation counts what arrived (received_total); the shortfall went back
 local function alloc_state(a)
-  return { column = ALLOC_COLUMN[a[A.status]], quantity = a[A.quantity],
+  local q = a[A.status] == ALLOCATION_STATUS.received and a[A.received_quantity] or a[A.quantity]
+  return { column = ALLOC_COLUMN[a[A.status]], quantity = q,
            region = a[A.need_region], product = a[A.product] or MARKET }
 end
 

@@ -1,6 +1,6 @@
 -- sweep.lua — what comes due in a market: proposed allocations whose lapse delay has passed
--- ("l:"), offers and needs whose expires_at has come ("x:"), and bounded walks to go on
--- ("m:"). Any number of daemons may sweep at once: each item is checked again before it
+-- ("l:"), confirmed or shipped ones that are overdue ("o:", allocations.lua), offers and
+-- needs whose expires_at has come ("x:"), and bounded walks to go on ("m:"). Any number of daemons may sweep at once: each item is checked again before it
 -- changes, and each due member is taken by one call only.
 
 local function expire_item(id)
@@ -53,6 +53,8 @@ register_market('sweep', function(keys, args)
          a[A.lapse_at] <= NOW then
         transition(id, a, ACTIONS.lapse, L)
       end
+    elseif kind == 'o' then
+      overdue(id)
     elseif kind == 'x' then
       expire_item(id)
     elseif kind == 'm' then

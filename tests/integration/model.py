@@ -45,11 +45,13 @@ SCOPES = ("region", "neighbours", "national")
 MAX_QUANTITY = 1_000_000_000
 
 # Allocation lifecycle: action -> (from, to, side allowed to act).
+# action -> (statuses it starts from, status it leads to, the side that takes it)
 ACTIONS = {
-    "confirm": ("proposed", "confirmed", "offer"),
-    "decline": ("proposed", "declined", "offer"),
-    "ship": ("confirmed", "shipped", "offer"),
-    "receive": ("shipped", "received", "need"),
+    "confirm": (("proposed",), "confirmed", "offer"),
+    "decline": (("proposed", "confirmed"), "declined", "offer"),
+    "ship": (("confirmed",), "shipped", "offer"),
+    "receive": (("shipped",), "received", "need"),
+    "cancel": (("proposed", "confirmed"), "cancelled", "need"),
 }
 TAKEN = ("proposed", "confirmed", "shipped", "received")   # counted in `allocated`
 RELEASED = ("declined", "lapsed")                           # counted in the offer's `released`
@@ -169,6 +171,7 @@ class Allocation:
     need_region: str
     offer_region: str
     status: str = "proposed"
+    received_quantity: int | None = None
 
 
 @dataclass
@@ -403,7 +406,8 @@ class Model:
         return Outcome(200, nid)
 
     # -- allocation actions
-    def act(self, pid: str, aid: str, action: str) -> Outcome:
+    def act(self, pid: str, aid: str, action: str, received: int | None = None) -> Outcome:
+        """received: receive's `quantity` (None: all of it)."""
         a = self.allocations.get(aid)
         if a is None:
             return Outcome(404)
@@ -413,19 +417,75 @@ class Model:
         actor_side = "offer" if pid == a.offer_participant_id else "need"
         if actor_side != side:
             return Outcome(403)
-        if a.status != src:
+        if a.status not in src:
             return Outcome(409)
         made: list[str] = []
         if action == "decline":
             made = self._release(a, "declined")
+        elif action == "cancel":
+            made = self._cancel(a)
         else:
             a.status = dst
             if action == "receive":
-                n = self.needs[a.need_id]
-                n.received += a.quantity
-                if n.received == n.quantity and n.status in ("open", "allocated"):
-                    n.status = "fulfilled"
+                made = self._received(a, a.quantity if received is None else received)
         return Outcome(200, aid, made)
+
+    def _received(self, a: Allocation, rq: int) -> list[str]:
+        """rq of a's arrived; the shortfall goes back to the need (matched again)."""
+        a.received_quantity = rq
+        n = self.needs[a.need_id]
+        n.received += rq
+        made = self._back_to_need(a, a.quantity - rq) if rq < a.quantity else []
+        self._need_status(n)
+        return made
+
+    @staticmethod
+    def _need_status(n: Need) -> None:
+        """What the daemon's need_changed does to a need's status."""
+        if n.status == "open" and n.remaining == 0:
+            n.status = "fulfilled" if n.received >= n.quantity else "allocated"
+        elif n.status == "allocated" and n.remaining > 0:
+            n.status = "open"
+        elif n.status == "allocated" and n.received >= n.quantity:
+            n.status = "fulfilled"
+
+    def _back_to_need(self, a: Allocation, q: int) -> list[str]:
+        """q of a's goes back to its need (never to be matched with that offer again)."""
+        n = self.needs[a.need_id]
+        n.allocated -= q
+        self.excluded.add((n.id, a.offer_id))
+        if n.status in ("open", "allocated"):
+            n.remaining += q
+            self._need_status(n)
+            return self._match_need(n)
+        return []
+
+    def _cancel_off_need(self, a: Allocation) -> None:
+        q, n = a.quantity, self.needs[a.need_id]
+        self.excluded.add((n.id, a.offer_id))
+        n.allocated -= q
+        if n.quantity - q <= 0:
+            if n.status in ("open", "allocated"):
+                n.status = "cancelled"
+            n.remaining = 0
+        else:
+            n.quantity -= q
+            self._need_status(n)
+
+    def _cancel(self, a: Allocation) -> list[str]:
+        """The need's side cancels: off the need (its quantity lowered; cancelled when nothing
+        is left to ask for), back to the offer, matched again (never with that need)."""
+        a.status = "cancelled"
+        q = a.quantity
+        o = self.offers[a.offer_id]
+        self._cancel_off_need(a)
+        o.allocated -= q
+        if o.status in ("open", "depleted"):
+            o.remaining += q
+            o.status = "open"
+            return self._match_offer(o)
+        o.released += q
+        return []
 
     def lapse(self, aid: str) -> list[str]:
         """The sweep: a proposed allocation whose lapse_at has passed."""
@@ -486,6 +546,7 @@ class Model:
         a = self.allocations[aid]
         return {"product": a.product, "offer_product": a.offer_product, "quantity": a.quantity,
                 "tier": a.tier, "status": a.status, "urgency": a.urgency,
+                "received_quantity": a.received_quantity,
                 "need_region": a.need_region, "offer_region": a.offer_region}
 
 
@@ -513,7 +574,10 @@ def compute_aggregates(offers: list[dict], needs: list[dict],
         fld = {"proposed": "allocated_in_flight", "confirmed": "allocated_in_flight",
                "shipped": "shipped_in_flight", "received": "received_total"}.get(a["status"])
         if fld:
-            add(a["need_region"], a["product"], fld, a["quantity"])
+            q = a["quantity"]
+            if a["status"] == "received" and a.get("received_quantity") is not None:
+                q = a["received_quantity"]    # what arrived; the shortfall went back
+            add(a["need_region"], a["product"], fld, q)
     return rows
 
 
@@ -573,11 +637,15 @@ class Client:
                 return items
         raise AssertionError(f"{path}: pagination does not end")
 
-    def act(self, alloc_id: str, action: str):
-        return self.api.post(f"/v1/allocations/{alloc_id}/{action}")
+    def act(self, alloc_id: str, action: str, body: dict | None = None):
+        if body is None and action == "cancel":
+            body = {"reason": "other"}      # cancel needs a reason
+        if body is None:
+            return self.api.post(f"/v1/allocations/{alloc_id}/{action}")
+        return self.api.post(f"/v1/allocations/{alloc_id}/{action}", json=body)
 
-    def act_ok(self, alloc_id: str, action: str) -> dict:
-        r = self.act(alloc_id, action)
+    def act_ok(self, alloc_id: str, action: str, body: dict | None = None) -> dict:
+        r = self.act(alloc_id, action, body)
         assert r.status_code == 200, f"{action} {alloc_id}: {r.status_code} {r.text[:600]}"
         return r.json()
 

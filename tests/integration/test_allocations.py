@@ -154,9 +154,10 @@ def test_decline_of_a_cancelled_needs_allocation_gives_nothing_back(w):
 
 ILLEGAL = [
     ([], "ship"), ([], "receive"),
-    (["confirm"], "confirm"), (["confirm"], "decline"), (["confirm"], "receive"),
+    (["confirm"], "confirm"), (["confirm"], "receive"),
     (["decline"], "confirm"), (["decline"], "decline"), (["decline"], "ship"), (["decline"], "receive"),
     (["confirm", "ship"], "confirm"), (["confirm", "ship"], "ship"), (["confirm", "ship"], "decline"),
+    (["confirm", "ship"], "cancel"), (["decline"], "cancel"), (["confirm", "ship", "receive"], "cancel"),
     (["confirm", "ship", "receive"], "receive"), (["confirm", "ship", "receive"], "confirm"),
     (["confirm", "ship", "receive"], "decline"), (["confirm", "ship", "receive"], "ship"),
 ]
@@ -166,9 +167,9 @@ ILLEGAL = [
 def test_illegal_transition_is_409(w, done, action):
     m, hosp, offer, need, a = one_alloc(w)
     for step in done:
-        (hosp if step == "receive" else m).act_ok(a["id"], step)
+        (hosp if step in ("receive", "cancel") else m).act_ok(a["id"], step)
     before = w.allocation(a["id"])
-    actor = hosp if action == "receive" else m
+    actor = hosp if action in ("receive", "cancel") else m
     assert_problem(actor.act(a["id"], action), 409, ptype=CONFLICT)
     assert w.allocation(a["id"]) == before
     assert w.need(need["id"])["remaining"] == (100 if done == ["decline"] else 0)

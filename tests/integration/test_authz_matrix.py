@@ -63,7 +63,7 @@ class Rule:
 # The objects Matrix makes (what `obj` may name).
 OBJS = {"product", "region", "self", "participant", "spare_token", "offer", "offer_del", "need",
         "need_del", "deadletter", "alloc", "alloc_confirm", "alloc_decline", "alloc_ship",
-        "alloc_receive", "events"}
+        "alloc_receive", "alloc_cancel", "events"}
 SIDE = {"hospital": 403}                    # confirm, decline, ship: the offer's side only
 # Lists: the readers of everything see A's and B's objects, the regional ministry of 93 not.
 SEES = {"ministry": PRESENT, "regional_in": PRESENT, "admin": PRESENT, "bootstrap": PRESENT,
@@ -109,6 +109,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/allocations/{id}/ship"): Rule(PARTY, "alloc_ship", own=SIDE, other=404),
     ("POST", "/v1/allocations/{id}/receive"): Rule(PARTY, "alloc_receive",
                                                    own={"manufacturer": 403}, other=404),
+    ("POST", "/v1/allocations/{id}/cancel"): Rule(PARTY, "alloc_cancel", body={"reason": "other"},
+                                                  own={"manufacturer": 403}, other=404),
     ("GET", "/v1/feeds/stock"): Rule(READ),
     ("GET", "/v1/feeds/events"): Rule(READ, "events", own=SEES),
     ("GET", "/v1/notifications"): Rule(ANY),
@@ -161,7 +163,7 @@ class Matrix:
         # allocations between A and B, one per action, each in the status its action starts from
         alloc = {}
         for i, name in enumerate(("alloc", "alloc_confirm", "alloc_decline", "alloc_ship",
-                                  "alloc_receive")):
+                                  "alloc_receive", "alloc_cancel")):
             q = 10 + i
             offer = self.ok(a.post("/v1/offers", json={"product": GEL, "quantity": q}), 201)
             need = self.ok(b.post("/v1/needs", json={"product": GEL, "quantity": q,

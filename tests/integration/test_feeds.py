@@ -163,41 +163,67 @@ class EventModel(Model):
         self._emit(f"allocation.{status}", a.id)
         return super()._release(a, status)
 
-    def act(self, pid, aid, action):
-        a = self.allocations.get(aid)
-        need_before = self.needs[a.need_id].status if a else None
-        out = super().act(pid, aid, action)
-        if out.status == 200 and action != "decline":     # decline: see _release
+    def _cancel(self, a):
+        self._emit("allocation.cancelled", a.id)
+        return super()._cancel(a)
+
+    def _cancel_off_need(self, a):
+        n = self.needs[a.need_id]
+        before = n.status
+        super()._cancel_off_need(a)
+        if n.status != before and n.status in ("cancelled", "fulfilled"):
+            self._emit(f"need.{n.status}", n.id)
+
+    def _received(self, a, rq):
+        self._emit("allocation.received", a.id)
+        n = self.needs[a.need_id]
+        before = n.status
+        made = super()._received(a, rq)
+        if n.status == "fulfilled" and before != "fulfilled":
+            self._emit("need.fulfilled", n.id)
+        return made
+
+    def act(self, pid, aid, action, received=None):
+        out = super().act(pid, aid, action, received)
+        # decline, cancel, receive: their hooks above emit in the daemon's order
+        if out.status == 200 and action in ("confirm", "ship"):
             self._emit(f"allocation.{ACTIONS[action][1]}", aid)
-            n = self.needs[a.need_id]
-            if action == "receive" and n.status == "fulfilled" and need_before != "fulfilled":
-                self._emit("need.fulfilled", n.id)
         return out
 
 
 # ------------------------------------------------------------------------------ workloads
 
 def drive(run: Run, mid: str, action: str) -> None:
-    """One allocation action chosen by the test (Run.act picks at random)."""
+    """One allocation action chosen by the test (Run.act picks at random); "receive-part":
+    receive half of it (short_delivery)."""
     a = run.model.allocations[mid]
+    body, received = None, None
+    if action == "receive-part":
+        action, received = "receive", a.quantity // 2
+        body = {"quantity": received, "reason": "short_delivery"}
     side = ACTIONS[action][2]
     pid = a.offer_participant_id if side == "offer" else a.need_participant_id
     before = a.status
-    out = run.model.act(pid, mid, action)
-    run.log.append(f"tail: {action} {run.name(mid)} ({before}) -> {out.status} allocs {out.allocations}")
-    r = run.clients[pid].act(run.m2d[mid], action)
+    out = run.model.act(pid, mid, action, received)
+    run.log.append(f"tail: {action} {body or ''} {run.name(mid)} ({before}) -> {out.status} "
+                   f"allocs {out.allocations}")
+    r = run.clients[pid].act(run.m2d[mid], action, body)
     run.check_status(f"{action} {run.name(mid)}", r, out)
     if out.status == 200:
         run.compare("allocation", mid, r.json())
-        if action == "decline":
-            run.discover_allocations(f"decline {run.name(mid)}", out.allocations,
+        if action in ("decline", "receive"):
+            run.discover_allocations(f"{action} {run.name(mid)}", out.allocations,
                                      need_id=run.m2d[a.need_id])
+        elif action == "cancel":
+            run.discover_allocations(f"cancel {run.name(mid)}", out.allocations,
+                                     offer_id=run.m2d[a.offer_id])
 
 
 def workload(daemon: h.Daemon, seed: int, operations: int = OPERATIONS) -> Run:
     """Run's random workload on `daemon` (every answer checked against the model), then a
-    tail so that each allocation status occurs: confirm+ship+receive, confirm+ship,
-    confirm, decline on the first four proposed allocations."""
+    tail so that each allocation status and close-out occurs: confirm+ship+receive,
+    confirm+ship, confirm, decline, confirm+ship+receive in part, cancel, decline and cancel
+    once confirmed, on the first eight proposed allocations; then an open capacity offer."""
     run = Run(World(daemon), seed)
     em = EventModel()
     em.participants = run.model.participants
@@ -206,10 +232,17 @@ def workload(daemon: h.Daemon, seed: int, operations: int = OPERATIONS) -> Run:
         run.log.append(f"#{i}")
         run.step()
     proposed = [m for m, a in run.model.allocations.items() if a.status == "proposed"]
-    chains = [("confirm", "ship", "receive"), ("confirm", "ship"), ("confirm",), ("decline",)]
+    chains = [("confirm", "ship", "receive"), ("confirm", "ship"), ("confirm",), ("decline",),
+              ("confirm", "ship", "receive-part"), ("cancel",), ("confirm", "decline"),
+              ("confirm", "cancel")]
     for mid, chain in zip(proposed, chains):
         for action in chain:
-            drive(run, mid, action)
+            if run.model.allocations[mid].status in ACTIONS[action.split("-")[0]][0]:
+                drive(run, mid, action)
+    # an open capacity offer, so that the capacity product's rows are exercised whatever
+    # the workload left (large enough to stay open after serving gel needs)
+    run.post_offer_with(run.manufacturers[0], {"product": GEL_CAP, "quantity": 100000,
+                                               "delivery_scope": "region"})
     return run
 
 
@@ -256,7 +289,9 @@ def brute_force_rows(offers: list[dict], needs: list[dict], allocations: list[di
         column = column_of.get(a["status"])
         if column:
             n = need_by_id[a["need_id"]]
-            add(n["region"], n["product"], column, a["quantity"])
+            # received: what arrived (a shortfall went back to the need)
+            q = a["received_quantity"] if a["status"] == "received" else a["quantity"]
+            add(n["region"], n["product"], column, q)
     for row in rows.values():
         row["coverage"] = row["offered_open"] / row["needed_open"] if row["needed_open"] else None
     return rows

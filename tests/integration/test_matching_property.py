@@ -6,7 +6,8 @@ Workload per seed: 100 operations over two markets (hydroalcoholic-gel with its 
 product gel-production-capacity; ethanol-96, where manufacturers both offer and need), six
 regions (11 and its neighbours 24 and 32, 93 national only, 04 overseas, 94 Corse), every
 delivery_scope and urgency, needed_by / ready_at, min_lot; PATCH of quantities (up, down,
-down below what is taken -> 409) and urgencies; DELETE; confirm / decline / ship / receive
+down below what is taken -> 409) and urgencies; DELETE; confirm / decline (from proposed or confirmed) / ship / receive (in full, in part,
+or nothing) / cancel
 (legal and illegal). On a mismatch the failure message holds the seed and the operation log.
 
 Aggregates, compared with the model's from every source available (the test prints which):
@@ -163,6 +164,9 @@ class Run:
             body["min_lot"] = rng.randint(1, q)
         if rng.random() < 0.1:
             body["expires_at"] = iso(utcnow() + timedelta(days=30))
+        self.post_offer_with(pid, body)
+
+    def post_offer_with(self, pid: str, body: dict[str, Any]) -> None:
         out = self.model.post_offer(pid, body)
         self.log.append(f"POST offer by {pid[-6:]} {body} -> {out.id} allocs {out.allocations}")
         r = self.clients[pid].post("/v1/offers", body)
@@ -260,20 +264,32 @@ class Run:
             return
         mid = rng.choice(list(self.model.allocations))
         a = self.model.allocations[mid]
-        legal = {"proposed": ["confirm", "confirm", "decline"], "confirmed": ["ship"],
+        legal = {"proposed": ["confirm", "confirm", "decline", "cancel"],
+                 "confirmed": ["ship", "ship", "decline", "cancel"],
                  "shipped": ["receive"]}.get(a.status, [])
         action = rng.choice(legal) if legal and rng.random() < 0.8 else rng.choice(list(ACTIONS))
         side = ACTIONS[action][2]
         pid = a.offer_participant_id if side == "offer" else a.need_participant_id
-        out = self.model.act(pid, mid, action)
-        self.log.append(f"{action} {self.name(mid)} ({a.status}) -> {out.status} allocs {out.allocations}")
-        r = self.clients[pid].act(self.m2d[mid], action)
+        body, received = None, None
+        if action == "receive" and rng.random() < 0.4:     # in part, or nothing at all
+            received = rng.randint(0, a.quantity)
+            body = {"quantity": received, "reason": "short_delivery"}
+        elif action == "cancel":
+            body = {"reason": rng.choice(["found_elsewhere", "no_longer_needed", "terms"])}
+        was = a.status
+        out = self.model.act(pid, mid, action, received)
+        self.log.append(f"{action} {self.name(mid)} ({was}) {body or ''} -> {out.status} "
+                        f"allocs {out.allocations}")
+        r = self.clients[pid].act(self.m2d[mid], action, body)
         self.check_status(f"{action} {self.name(mid)}", r, out)
         if out.status == 200:
             self.compare("allocation", mid, r.json())
-            if action == "decline":
-                self.discover_allocations(f"decline {self.name(mid)}", out.allocations,
+            if action in ("decline", "receive"):
+                self.discover_allocations(f"{action} {self.name(mid)}", out.allocations,
                                           need_id=self.m2d[a.need_id])
+            elif action == "cancel":
+                self.discover_allocations(f"cancel {self.name(mid)}", out.allocations,
+                                          offer_id=self.m2d[a.offer_id])
 
     def step(self) -> None:
         roll = self.rng.random()

@@ -130,7 +130,15 @@ static void test_library_prelude_and_function_names(void **state)
     assert_non_null(strstr(lib.code, "local O = {participant_id = 1"));
     assert_non_null(strstr(lib.code, "URGENCY['stat'], URGENCY_NAME[0] = 0, 'stat'"));
     assert_non_null(strstr(lib.code, "NB['11']['24'], NBIDX['11']['24'] = true, 1"));
-    assert_non_null(strstr(lib.code, "ACTIONS['decline'] = { side = 'offer'"));
+    assert_non_null(strstr(lib.code, "ACTIONS['decline'] = { name = 'decline', side = 'offer'"));
+    /* the effects and the stamp's position come from the action table */
+    assert_non_null(strstr(lib.code, "ACTIONS['cancel'] = { name = 'cancel', side = 'need', "
+                                     "to = 6, release = false, receive = false, cancel = true, "
+                                     "close = true"));
+    char stamp[64];
+    snprintf(stamp, sizeof stamp, "due_ship = true, due_receive = false, stamp = %u,",
+             resource_field(&RESOURCE_ALLOCATION, "confirmed_at")->pos);
+    assert_non_null(strstr(lib.code, stamp));
     /* the same catalogue gives the same library; another catalogue another name */
     struct store_library again;
     assert_int_equal(library_build(&again, &cat, err, sizeof err), 0);
