@@ -62,21 +62,7 @@ static const char *const COLUMNS[] = { "offered_open", "needed_open", "needed_op
 
 /* ---- the stock feed's cache ---- */
 
-/* One built answer. Shared by the cache and every reply still sending it (refs). */
-struct stock_body {
-    unsigned refs;
-    long long version;
-    int64_t built_ms;
-    bool csv;
-    char *body;                 /* owned */
-    size_t len;
-    char etag[40];              /* W/"<hex>" */
-    char hex[33];
-    char signature[SIGNING_SIG_LEN];
-    char kid[KID_LEN];
-};
-
-static void body_unref(struct stock_body *b)
+void feed_body_unref(struct feed_body *b)
 {
     if (b && --b->refs == 0) {
         free(b->body);
@@ -84,33 +70,33 @@ static void body_unref(struct stock_body *b)
     }
 }
 
-static void body_unref_any(void *v) { body_unref(v); }
+static void feed_body_unref_any(void *v) { feed_body_unref(v); }
 
 static void on_body_sent(const void *data, size_t len, void *arg)
 {
     (void)data;
     (void)len;
-    body_unref(arg);
+    feed_body_unref(arg);
 }
 
 int feeds_init(struct feeds *f) { return dict_init(&f->cache); }
 
-void feeds_free(struct feeds *f) { dict_free(&f->cache, body_unref_any); }
+void feeds_free(struct feeds *f) { dict_free(&f->cache, feed_body_unref_any); }
 
-static void cache_put(struct feeds *f, const char *key, struct stock_body *b)
+static void cache_put(struct feeds *f, const char *key, struct feed_body *b)
 {
     if (f->cache.count >= CACHE_MAX_ENTRIES && !dict_get(&f->cache, key)) {
-        dict_free(&f->cache, body_unref_any);       /* more shapes than expected: start over */
+        dict_free(&f->cache, feed_body_unref_any);       /* more shapes than expected: start over */
         if (dict_init(&f->cache) != 0)
             return;
     }
-    struct stock_body *old = dict_get(&f->cache, key);
+    struct feed_body *old = dict_get(&f->cache, key);
     b->refs++;
     if (dict_set(&f->cache, key, b) != 0) {
         b->refs--;
         return;
     }
-    body_unref(old);
+    feed_body_unref(old);
 }
 
 /* ---- the stock feed ---- */
@@ -133,7 +119,7 @@ static const struct req_state_type STOCK = { "stock feed", sizeof(struct stock_j
                                              stock_job_clear };
 
 /* Sends b: 304 when the client has it, else the bytes by reference, signed. */
-static void stock_send(struct req *r, struct stock_body *b)
+void feed_body_send(struct req *r, struct feed_body *b)
 {
     req_set_header(r, "ETag", b->etag);
     req_set_header(r, "Cache-Control", "private, no-cache");
@@ -216,19 +202,37 @@ static void stock_render(struct req *r, struct stock_job *j, struct evbuffer *ou
         evbuffer_add(out, "]}", 2);
 }
 
-static struct stock_body *stock_build(struct req *r, struct stock_job *j)
+static struct feed_body *stock_build(struct req *r, struct stock_job *j)
 {
     struct evbuffer *out = evbuffer_new(), *rows = evbuffer_new();
-    struct stock_body *b = calloc(1, sizeof *b);
-    if (!out || !rows || !b)
-        goto fail;
+    if (!out || !rows) {
+        if (out)
+            evbuffer_free(out);
+        if (rows)
+            evbuffer_free(rows);
+        return NULL;
+    }
     stock_render(r, j, out, rows);
+    struct feed_body *b = feed_body_new(r, j->csv, out, rows);
+    if (b)
+        b->version = j->version;
+    evbuffer_free(rows);
+    evbuffer_free(out);
+    return b;
+}
+
+struct feed_body *feed_body_new(struct req *r, bool csv, struct evbuffer *out,
+                                struct evbuffer *rows)
+{
+    struct feed_body *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
     size_t rlen = evbuffer_get_length(rows);
     const unsigned char *rtext = evbuffer_pullup(rows, -1);
     unsigned char d[16];
     crypto_generichash_state gs;
     crypto_generichash_init(&gs, NULL, 0, sizeof d);
-    crypto_generichash_update(&gs, (const unsigned char *)(j->csv ? "csv:" : "json"), 4);
+    crypto_generichash_update(&gs, (const unsigned char *)(csv ? "csv:" : "json"), 4);
     if (rlen)
         crypto_generichash_update(&gs, rtext, rlen);
     crypto_generichash_final(&gs, d, sizeof d);
@@ -245,21 +249,13 @@ static struct stock_body *stock_build(struct req *r, struct stock_job *j)
     sodium_bin2base64(b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
     snprintf(b->signature, sizeof b->signature, "v1a,%s", b64);
     snprintf(b->kid, sizeof b->kid, "%s", k->kid);
-    b->csv = j->csv;
-    b->version = j->version;
+    b->csv = csv;
     b->built_ms = time_now_ms();
     b->refs = 1;
-    evbuffer_free(rows);
-    evbuffer_free(out);
     return b;
 fail:
-    if (b)
-        free(b->body);
+    free(b->body);
     free(b);
-    if (rows)
-        evbuffer_free(rows);
-    if (out)
-        evbuffer_free(out);
     return NULL;
 }
 
@@ -289,14 +285,14 @@ static void on_agg(struct req *r, size_t market, redisReply *reply)
 static void on_aggs_done(struct req *r)
 {
     struct stock_job *j = r->state;
-    struct stock_body *b = stock_build(r, j);
+    struct feed_body *b = stock_build(r, j);
     if (!b) {
         reply_problem(r, 500, NULL, "out of memory");
         return;
     }
     cache_put(&r->srv->feeds, j->key, b);
-    stock_send(r, b);
-    body_unref(b);
+    feed_body_send(r, b);
+    feed_body_unref(b);
 }
 
 static void on_version(struct req *r, enum store_status st, redisReply *reply)
@@ -308,9 +304,9 @@ static void on_version(struct req *r, enum store_status st, redisReply *reply)
     if (reply->type == REDIS_REPLY_STRING && json_parse_ll(reply->str, &v) != 0)
         v = 0;
     j->version = v;
-    struct stock_body *b = dict_get(&r->srv->feeds.cache, j->key);
+    struct feed_body *b = dict_get(&r->srv->feeds.cache, j->key);
     if (b && b->version == v && time_now_ms() - b->built_ms < CACHE_MAX_AGE_MS) {
-        stock_send(r, b);
+        feed_body_send(r, b);
         return;
     }
     const struct catalog *cat = &r->srv->catalog;
@@ -335,7 +331,7 @@ static void on_version(struct req *r, enum store_status st, redisReply *reply)
 
 /* JSON unless ?format=csv, or an Accept that prefers text/csv; adds a fault when ?format is
  * neither. */
-static bool stock_csv(struct req *r, json_t *errors)
+bool feed_wants_csv(struct req *r, json_t *errors)
 {
     const char *format = req_query(r, "format");
     if (format) {
@@ -358,7 +354,7 @@ void feeds_stock(struct req *r)
         problem_errors_add(errors, "region", "is not a region code of the catalogue");
     if (product && !catalog_product(cat, product))
         problem_errors_add(errors, "product", "is not a product of the catalogue");
-    bool csv = stock_csv(r, errors);
+    bool csv = feed_wants_csv(r, errors);
     if (reply_if_invalid(r, errors))
         return;
     if (region && !principal_sees_region(&r->who, region)) {

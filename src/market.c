@@ -19,7 +19,8 @@
 
 static const char *const FIXED[MARKET_FIXED_KEYS] = {
     MKEY_RECORDS, MKEY_LOG_OFFERS, MKEY_LOG_NEEDS, MKEY_LOG_ALLOCS, MKEY_ALLOC_OWNERS,
-    MKEY_EXCL, MKEY_AGG, MKEY_EVENTS, MKEY_DUE, MKEY_WALK,
+    MKEY_EXCL, MKEY_AGG, MKEY_EVENTS, MKEY_DUE, MKEY_WALK, MKEY_PEERS,
+    MKEY_OUTCOMES,
 };
 
 static void index_key(const struct server *srv, struct market_block *b, const char *mid,

@@ -56,6 +56,7 @@ static const struct route ROUTES[] = {
     /* the ministry's feeds (a regional token sees its regions only) */
     { M_GET, "/v1/feeds/stock", READ, 0, feeds_stock },
     { M_GET, "/v1/feeds/events", READ, 0, feeds_events },
+    { M_GET, "/v1/feeds/outcomes", READ, 0, feeds_outcomes },
     /* notifications: every participant's inbox; dead letters for operators */
     { M_GET, "/v1/notifications", ANY, 0, notifications_list },
     { M_GET, "/v1/notifications/stream", ANY, 0, notifications_stream },

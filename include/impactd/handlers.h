@@ -57,4 +57,7 @@ void deadletters_redeliver(struct req *r);
 void feeds_stock(struct req *r);
 void feeds_events(struct req *r);
 
+/* outcomes.c */
+void feeds_outcomes(struct req *r);
+
 #endif

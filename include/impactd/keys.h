@@ -26,7 +26,9 @@
 #define MKEY_EVENTS            "events"      /* stream: every change */
 #define MKEY_DUE               "due"         /* zset: "l:<alloc>", "x:<id>", "m:<id>" by ms */
 #define MKEY_WALK              "walk"        /* hash: id -> where a bounded walk stopped */
-#define MARKET_FIXED_KEYS      10
+#define MKEY_PEERS             "peers"       /* set: "<participant>|<participant>" that share an allocation */
+#define MKEY_OUTCOMES          "outcomes"    /* stream: one entry per allocation closed (outcomes feed) */
+#define MARKET_FIXED_KEYS      12
 #define MKEY_IDEM              "idem:%s"     /* string: a keyed POST's recorded outcome (24 h) */
 #define MKEY_OWN               "own:%s"      /* list: a participant's offers and needs */
 #define MKEY_OFFER_INDEX       "oi:%s:%s"    /* zset: open offers of a region and scope */

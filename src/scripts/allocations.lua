@@ -76,6 +76,19 @@ local function received(nid, oid, q, rq, L)
   if n[N.status] == NEED_STATUS.fulfilled then emit('need.fulfilled', nid, n) end
 end
 
+-- A closed allocation's line in the outcomes stream (the outcomes feed aggregates them).
+local function record_outcome(aid, a)
+  local s, q, rq = a[A.status], a[A.quantity], a[A.received_quantity]
+  local outcome, hours = ALLOCATION_STATUS_NAME[s], ''
+  if s == ALLOCATION_STATUS.received then
+    outcome = rq < q and 'received_short' or 'received_full'
+    hours = int(NOW - tonumber(string.sub(aid, 5, 15), 16))
+  end
+  redis.call('XADD', K_OUTCOMES, '*', 'r', a[A.need_region], 'p', a[A.product] or MARKET,
+    'o', outcome, 'w', a[A.reason] and CLOSE_REASON_NAME[a[A.reason]] or '', 'q', int(q),
+    'rq', rq and int(rq) or '', 'h', hours)
+end
+
 -- Applies act to allocation a (its side, status and body already checked). L: the all
 -- layout. set: the body's [pos, value, ...]. within: {ship = ms by urgency, receive = ms}.
 local function transition(aid, a, act, L, set, within)
@@ -99,6 +112,7 @@ local function transition(aid, a, act, L, set, within)
   end
   if act.receive and not a[A.received_quantity] then a[A.received_quantity] = q end
   touch(aid, a)
+  if act.close then record_outcome(aid, a) end
   emit('allocation.' .. ALLOCATION_STATUS_NAME[act.to], aid, a)
   local nid, oid = a[A.need_id], a[A.offer_id]
   if act.release then

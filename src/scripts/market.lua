@@ -14,7 +14,13 @@
 --   9 due     zset   "l:<alloc>" lapse, "o:<alloc>" overdue, "x:<id>" expiry, "m:<id>"
 --                    matching to continue
 --  10 walk    hash   id -> where a bounded matching walk stopped (MessagePack)
---  11 idem:<digest>  string  the outcome of a POST made with an Idempotency-Key (24 h);
+--  11 peers   set    "<participant>|<participant>", both orders, for every two parties that
+--                    share an allocation (who may see whose public view)
+--  12 outcomes stream one entry per allocation closed (received, declined, lapsed,
+--                    cancelled): r need region, p product, o outcome, w reason ('' none),
+--                    q quantity, rq received quantity ('' none), h ms from proposal to
+--                    receipt ('' none); its entry id is the time it closed
+--  13 idem:<digest>  string  the outcome of a POST made with an Idempotency-Key (24 h);
 --                    "idem:" (never written) for a call without one
 --  then each function's own keys (a participant's own list), then index keys in one of
 --  the layouts of match.lua.
@@ -24,7 +30,7 @@
 -- Records keep absent fields as false (never nil: MessagePack would make a map of an array
 -- with holes). Times are Unix ms of Redis's clock (TIME), which every daemon shares.
 
-local FIXED_KEYS = 11
+local FIXED_KEYS = 13
 local IDEM_TTL = '86400'          -- seconds an Idempotency-Key's outcome is kept
 
 -- Numbers go to redis.call as decimal text: Redis 7.0 prints a Lua number argument with
@@ -35,7 +41,8 @@ local NO_DEADLINE = BAND - 1     -- needs without needed_by sort last in their b
 local LAST_DEADLINE = NO_DEADLINE - 1   -- deadlines past year 2286 sort as that year
 
 -- the call being served (set by begin; one function runs at a time)
-local K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN, K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK, K_IDEM
+local K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN, K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK, K_PEERS
+local K_OUTCOMES, K_IDEM
 local KEYS_, ARGV_
 local NOW, LAPSE, CANDIDATES, ALLOCATIONS, RETENTION, CODE, MARKET, IDEM
 local cache, before, packed, dirty, dirty_n, aggd, made, more, changed
@@ -44,7 +51,7 @@ local function begin(keys, args)
   KEYS_, ARGV_ = keys, args
   K_REC, K_LOGO, K_LOGN, K_LOGA, K_AOWN = keys[1], keys[2], keys[3], keys[4], keys[5]
   K_EXCL, K_AGG, K_EVENTS, K_DUE, K_WALK = keys[6], keys[7], keys[8], keys[9], keys[10]
-  K_IDEM, IDEM = keys[11], args[9]
+  K_PEERS, K_OUTCOMES, K_IDEM, IDEM = keys[11], keys[12], keys[13], args[9]
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   LAPSE = nil                    -- read when an allocation is made (lapse_after)

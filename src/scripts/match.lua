@@ -265,6 +265,8 @@ local function allocate(nid, n, oid, o, q, tier)
   local aid = create('alc_', 'allocation.proposed', K_LOGA, a)
   redis.call('ZADD', K_AOWN, '0', a[A.need_participant_id] .. ':' .. aid, '0',
     a[A.offer_participant_id] .. ':' .. aid)
+  redis.call('SADD', K_PEERS, a[A.need_participant_id] .. '|' .. a[A.offer_participant_id],
+    a[A.offer_participant_id] .. '|' .. a[A.need_participant_id])
   redis.call('ZADD', K_DUE, int(a[A.lapse_at]), 'l:' .. aid)
   if o[O.status] == OFFER_STATUS.depleted then emit('offer.depleted', oid, o) end
   made[#made + 1] = aid

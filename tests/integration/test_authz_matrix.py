@@ -112,6 +112,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/allocations/{id}/cancel"): Rule(PARTY, "alloc_cancel", body={"reason": "other"},
                                                   own={"manufacturer": 403}, other=404),
     ("GET", "/v1/feeds/stock"): Rule(READ),
+    ("GET", "/v1/feeds/outcomes"): Rule(READ),
     ("GET", "/v1/feeds/events"): Rule(READ, "events", own=SEES),
     ("GET", "/v1/notifications"): Rule(ANY),
     ("GET", "/v1/notifications/stream"): Rule(ANY, stream=True),
