@@ -181,7 +181,8 @@ static void render(struct req *r, struct outcomes_job *j, struct evbuffer *out,
                    struct evbuffer *rows)
 {
     const struct catalog *cat = &r->srv->catalog;
-    qsort(j->rows, j->nrows, sizeof *j->rows, row_cmp);
+    if (j->nrows)   /* qsort takes no NULL, even for nothing */
+        qsort(j->rows, j->nrows, sizeof *j->rows, row_cmp);
     if (j->csv)
         evbuffer_add_printf(out, "region,product,outcome,reason,count,quantity,"
                                  "received_quantity,median_hours_to_receipt\r\n");
