@@ -1,4 +1,4 @@
-/* catalog.c — loading and checking the reference data (products, regions).
+/* catalog.c — loading and checking the reference data (products, regions, departments).
  *
  * A catalogue file that cannot be trusted stops start-up: every message names the file and
  * the entry at fault. Once loaded the catalogue is read-only; the served JSON objects are
@@ -317,6 +317,64 @@ out:
     return rc;
 }
 
+static bool departement_code_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 2)
+        return (isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+                strcmp(s, "00") != 0 && strcmp(s, "20") != 0) ||
+               strcmp(s, "2A") == 0 || strcmp(s, "2B") == 0;
+    return n == 3 && s[0] == '9' && s[1] == '7' && isdigit((unsigned char)s[2]);
+}
+
+int catalog_load_departements(struct catalog *cat, const char *text, const char *name, char *err,
+                              size_t errlen)
+{
+    json_t *root = NULL;
+    int rc = -1;
+    json_t *arr = load_array(text, name, "departements", &root, err, errlen);
+    if (!arr)
+        goto out;
+    size_t n = json_array_size(arr);
+    if (n == 0 || n > 200) {
+        cat_fail(err, errlen, "%s: %zu departements; expected 1 to 200", name, n);
+        goto out;
+    }
+    cat->departements = calloc(n, sizeof *cat->departements);
+    if (!cat->departements) {
+        cat_fail(err, errlen, "%s: out of memory", name);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *src = json_array_get(arr, i);
+        const char *code = json_is_object(src) ? json_string_value(json_object_get(src, "code"))
+                                               : NULL;
+        if (!code || !departement_code_valid(code)) {
+            cat_fail(err, errlen, "%s: departements[%zu]: \"code\" must be an INSEE department "
+                     "code string (\"01\"-\"95\", \"2A\", \"2B\", \"97x\")", name, i);
+            goto out;
+        }
+        for (size_t k = 0; k < cat->ndepartements; k++)
+            if (strcmp(cat->departements[k].code, code) == 0) {
+                cat_fail(err, errlen, "%s: departement \"%s\" appears twice", name, code);
+                goto out;
+            }
+        const char *region = json_string_value(json_object_get(src, "region"));
+        if (!region || !catalog_region(cat, region)) {
+            cat_fail(err, errlen, "%s: departement \"%s\": \"region\" is not a region of the "
+                     "catalogue", name, code);
+            goto out;
+        }
+        struct departement *d = &cat->departements[cat->ndepartements++];
+        memcpy(d->code, code, strlen(code) + 1);
+        memcpy(d->region, region, 3);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
 static char *read_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -364,14 +422,15 @@ int catalog_load(struct catalog *cat, const char *dir, char *err, size_t errlen)
 {
     memset(cat, 0, sizeof *cat);
     char path[1024];
-    static const char *const FILES[] = { "products.json", "regions.json" };
-    for (int i = 0; i < 2; i++) {
+    static const char *const FILES[] = { "products.json", "regions.json", "departements.json" };
+    for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, FILES[i]);
         char *text = read_file(path, err, errlen);
         if (!text)
             goto fail;
-        int rc = i == 0 ? catalog_load_products(cat, text, path, err, errlen)
-                        : catalog_load_regions(cat, text, path, err, errlen);
+        int rc = i == 0   ? catalog_load_products(cat, text, path, err, errlen)
+                 : i == 1 ? catalog_load_regions(cat, text, path, err, errlen)
+                          : catalog_load_departements(cat, text, path, err, errlen);
         free(text);
         if (rc != 0)
             goto fail;
@@ -386,6 +445,7 @@ void catalog_free(struct catalog *cat)
 {
     free(cat->products);
     free(cat->regions);
+    free(cat->departements);
     free(cat->markets);
     json_decref(cat->products_json);
     json_decref(cat->regions_json);
@@ -406,6 +466,38 @@ const struct region *catalog_region(const struct catalog *cat, const char *code)
         if (strcmp(cat->regions[i].code, code) == 0)
             return &cat->regions[i];
     return NULL;
+}
+
+const struct departement *catalog_departement_of_postcode(const struct catalog *cat,
+                                                          const char *postcode)
+{
+    if (!postcode || strlen(postcode) != 5)
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        if (!isdigit((unsigned char)postcode[i]))
+            return NULL;
+    char code[DEPARTEMENT_CODE_LEN] = { postcode[0], postcode[1], '\0', '\0' };
+    if (code[0] == '9' && code[1] == '7') {
+        code[2] = postcode[2];
+    } else if (code[0] == '2' && code[1] == '0') {
+        /* Corsica: 200xx-201xx Corse-du-Sud, 202xx-206xx Haute-Corse */
+        if (postcode[2] <= '1')
+            code[1] = 'A';
+        else if (postcode[2] <= '6')
+            code[1] = 'B';
+        else
+            return NULL;
+    }
+    for (size_t i = 0; i < cat->ndepartements; i++)
+        if (strcmp(cat->departements[i].code, code) == 0)
+            return &cat->departements[i];
+    return NULL;
+}
+
+const struct region *catalog_region_of_postcode(const struct catalog *cat, const char *postcode)
+{
+    const struct departement *d = catalog_departement_of_postcode(cat, postcode);
+    return d ? catalog_region(cat, d->region) : NULL;
 }
 
 bool catalog_neighbours(const struct region *a, const char *code)

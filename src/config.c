@@ -58,7 +58,7 @@ static const struct setting SETTINGS[] = {
     { "signing_key_file", "IMPACTD_SIGNING_KEY_FILE", C_STRING, OFF(signing_key_file), 0,
       SIZE(signing_key_file), "", "Ed25519 secret key file; empty means <data_dir>/signing.key" },
     { "catalog_dir", "IMPACTD_CATALOG_DIR", C_STRING, OFF(catalog_dir), 1, SIZE(catalog_dir),
-      "config", "directory holding products.json and regions.json" },
+      "config", "directory holding products.json, regions.json and departements.json" },
     { "webhook_retry_schedule", "IMPACTD_WEBHOOK_RETRY_SCHEDULE", C_SCHEDULE, 0, 0, 0,
       "0s,5s,5m,30m,2h,5h,10h,10h", "comma-separated delays before each webhook attempt" },
     { "lapse_after", "IMPACTD_LAPSE_AFTER", C_LAPSE, OFF(lapse_after_ms), 0, 0,

@@ -36,6 +36,7 @@ def _catalog(tmp_path, regions=None, products=None):
         prod["products"] += products
     (d / "regions.json").write_text(json.dumps(reg))
     (d / "products.json").write_text(json.dumps(prod))
+    shutil.copy(h.CATALOG_DIR / "departements.json", d / "departements.json")
     return d
 
 

@@ -116,6 +116,7 @@ def _catalog_copy(tmp_path):
     d.mkdir()
     shutil.copy(h.CATALOG_DIR / "products.json", d / "products.json")
     shutil.copy(h.CATALOG_DIR / "regions.json", d / "regions.json")
+    shutil.copy(h.CATALOG_DIR / "departements.json", d / "departements.json")
     return d
 
 

@@ -181,6 +181,87 @@ static void test_market_of_id_reads_the_last_four_chars(void **state)
     assert_null(catalog_market_of_id(cat, ""));
 }
 
+static void assert_postcode_region(const struct catalog *cat, const char *postcode,
+                                   const char *departement, const char *region)
+{
+    const struct departement *d = catalog_departement_of_postcode(cat, postcode);
+    assert_non_null(d);
+    assert_string_equal(d->code, departement);
+    const struct region *r = catalog_region_of_postcode(cat, postcode);
+    assert_non_null(r);
+    assert_string_equal(r->code, region);
+}
+
+static void test_shipped_departements(void **state)
+{
+    const struct catalog *cat = *state;
+    assert_int_equal(cat->ndepartements, 101);
+    for (size_t i = 0; i < cat->ndepartements; i++)
+        assert_non_null(catalog_region(cat, cat->departements[i].region));
+}
+
+static void test_postcode_to_region(void **state)
+{
+    const struct catalog *cat = *state;
+    assert_postcode_region(cat, "75001", "75", "11");   /* Paris, Île-de-France */
+    assert_postcode_region(cat, "01000", "01", "84");   /* leading zero kept */
+    assert_postcode_region(cat, "35000", "35", "53");
+    assert_postcode_region(cat, "59000", "59", "32");
+    assert_postcode_region(cat, "95000", "95", "11");
+    /* Corsica: 200xx-201xx Corse-du-Sud, 202xx-206xx Haute-Corse, both region 94 */
+    assert_postcode_region(cat, "20000", "2A", "94");   /* Ajaccio */
+    assert_postcode_region(cat, "20167", "2A", "94");
+    assert_postcode_region(cat, "20200", "2B", "94");   /* Bastia */
+    assert_postcode_region(cat, "20600", "2B", "94");
+    /* overseas: the first three digits */
+    assert_postcode_region(cat, "97100", "971", "01");
+    assert_postcode_region(cat, "97200", "972", "02");
+    assert_postcode_region(cat, "97300", "973", "03");
+    assert_postcode_region(cat, "97400", "974", "04");
+    assert_postcode_region(cat, "97600", "976", "06");
+}
+
+static void test_bad_postcodes_have_no_region(void **state)
+{
+    const struct catalog *cat = *state;
+    static const char *const BAD[] = { "",      "7500",  "750011", "7500a", " 7500", "00100",
+                                       "20700", "20900", "97500",  "97800", "98000", "9 100" };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        assert_null(catalog_departement_of_postcode(cat, BAD[i]));
+        assert_null(catalog_region_of_postcode(cat, BAD[i]));
+    }
+    assert_null(catalog_region_of_postcode(cat, NULL));
+}
+
+static void departements_refused(const char *text, const char *part)
+{
+    struct catalog cat;
+    memset(&cat, 0, sizeof cat);
+    char err[512] = "";
+    assert_int_equal(catalog_load_regions(&cat, "{\"regions\": [{\"code\": \"11\", \"name\": "
+                                          "\"x\", \"overseas\": false, \"neighbours\": []}]}",
+                                          BAD_NAME, err, sizeof err), 0);
+    int rc = catalog_load_departements(&cat, text, BAD_NAME, err, sizeof err);
+    catalog_free(&cat);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, BAD_NAME));
+    if (!strstr(err, part))
+        fail_msg("\"%s\" not in \"%s\"", part, err);
+}
+
+static void test_bad_departements_refused(void **state)
+{
+    (void)state;
+    departements_refused("[", "invalid JSON");
+    departements_refused("{\"departements\": [{\"code\": \"20\", \"region\": \"11\"}]}",
+                         "code");
+    departements_refused("{\"departements\": [{\"code\": \"975x\", \"region\": \"11\"}]}",
+                         "code");
+    departements_refused("{\"departements\": [{\"code\": \"75\", \"region\": \"12\"}]}",
+                         "region");
+    departements_refused("{\"departements\": [{\"code\": \"75\", \"region\": \"11\"}, "
+                         "{\"code\": \"75\", \"region\": \"11\"}]}", "twice");
+}
 
 static void test_missing_catalog_dir_names_the_file(void **state)
 {
@@ -384,9 +465,13 @@ int main(void)
         cmocka_unit_test(test_one_market_per_non_capacity_product),
         cmocka_unit_test(test_capacity_shares_the_market_it_serves),
         cmocka_unit_test(test_market_of_id_reads_the_last_four_chars),
+        cmocka_unit_test(test_shipped_departements),
+        cmocka_unit_test(test_postcode_to_region),
+        cmocka_unit_test(test_bad_postcodes_have_no_region),
     };
     const struct CMUnitTest texts[] = {
         cmocka_unit_test(test_missing_catalog_dir_names_the_file),
+        cmocka_unit_test(test_bad_departements_refused),
         cmocka_unit_test(test_small_valid_texts_load),
         cmocka_unit_test(test_market_codes_do_not_depend_on_order),
         cmocka_unit_test(test_invalid_json_refused),
