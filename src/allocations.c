@@ -102,6 +102,11 @@ static const struct field FIELDS_ALLOCATION[] = {
     { "received_at", 24, FT_TIME, F_OUT | F_NULLABLE },
     { "closed_at", 25, FT_TIME, F_OUT | F_NULLABLE,
       .doc = "When it was received, declined, lapsed or cancelled." },
+    { "need_party", 26, FT_JSON, F_OUT | F_NULLABLE, .schema = "Party",
+      .doc = "The need's side, as it stood when its need was posted: whom the goods go to "
+             "and whom to call." },
+    { "offer_party", 27, FT_JSON, F_OUT | F_NULLABLE, .schema = "Party",
+      .doc = "The offer's side, likewise: who sends the goods and whom to call." },
 };
 
 /* ---- actions: who, from where, to where, with what body ---- */

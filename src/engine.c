@@ -30,6 +30,7 @@
 /* The handler's state across its store calls. */
 struct engine_job {
     const struct resource *res;
+    const struct item_kind *kind;   /* a creation's */
     size_t market;
     int status;                 /* 201 for a creation, 200 otherwise */
     struct fanout fan;
@@ -217,6 +218,38 @@ static void complete_values(struct req *r, const struct resource *res, json_t *v
     json_object_set_new(values, "participant_id", json_string(r->who.participant_id));
 }
 
+static void create_send(struct req *r);
+
+/* The poster as the other side of its allocations will see it (Party in the OpenAPI
+ * document): from its participant record, read just before the creation. */
+static json_t *party_of(const struct req *r, const redisReply *hash)
+{
+    json_t *p = json_object();
+    const char *name = store_reply_field(hash, "name");
+    const char *contact = store_reply_field(hash, "contact");
+    json_t *c = contact && *contact ? json_loads(contact, 0, NULL) : NULL;
+    json_object_set_new(p, "participant_id", json_string(r->who.participant_id));
+    json_object_set_new(p, "name", name ? json_string(name) : json_null());
+    json_object_set_new(p, "role", json_string(role_name(r->who.role)));
+    json_object_set_new(p, "contact", json_is_object(c) ? c : json_null());
+    if (!json_is_object(c))
+        json_decref(c);
+    json_object_set_new(p, "site", json_null());
+    return p;
+}
+
+static void on_poster(struct req *r, enum store_status st, redisReply *reply)
+{
+    if (reply_store_failed(r, st, reply))
+        return;
+    json_t *party = party_of(r, reply);
+    if (!party || json_object_set_new(r->body, "party", party) != 0) {
+        reply_problem(r, 500, NULL, "out of memory");
+        return;
+    }
+    create_send(r);
+}
+
 void engine_create(struct req *r, const struct item_kind *k)
 {
     struct server *srv = r->srv;
@@ -234,6 +267,28 @@ void engine_create(struct req *r, const struct item_kind *k)
     if (!j)
         return;
     j->status = 201;
+    j->kind = k;
+    struct cmd c;
+    cmd_init(&c);
+    cmd_add(&c, "HGETALL");
+    store_key(&srv->store, &c, KEY_PARTICIPANT, r->who.participant_id);
+    req_send(r, &c, on_poster);
+}
+
+/* The creation itself, once the poster's party is in the body. */
+static void create_send(struct req *r)
+{
+    struct server *srv = r->srv;
+    struct engine_job *j = r->state;
+    const struct item_kind *k = j->kind;
+    const struct resource *res = k->res;
+    json_t *values = r->body;
+    const struct product *p = catalog_product(&srv->catalog,
+                                              json_string_value(json_object_get(values, "product")));
+    if (!p) {       /* checked before the read: never */
+        reply_problem(r, 500, NULL, "the product went missing");
+        return;
+    }
     struct packbuf pb;
     packbuf_init(&pb);
     const struct market *m = &srv->catalog.markets[p->market];

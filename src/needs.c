@@ -58,6 +58,8 @@ static const struct field FIELDS_NEED[] = {
     /* kept for matching only: how many offers a decline or lapse excluded, so that a need
      * without any skips the exclusion set */
     { "excluded", 14, FT_INT, 0 },
+    /* who posted it, as it stood then (engine.c): each allocation copies it (need_party) */
+    { "party", 15, FT_JSON, 0 },
 };
 
 const struct resource RESOURCE_NEED = {

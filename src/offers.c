@@ -61,6 +61,8 @@ static const struct field FIELDS_OFFER[] = {
     { "status", 13, FT_ENUM, F_OUT | F_FILTER, .enumtype = &ENUM_OFFER_STATUS },
     { "created_at", 0, FT_CREATED, F_OUT },
     { "updated_at", 14, FT_TIME, F_OUT },
+    /* who offers it, as it stood then (engine.c): each allocation copies it (offer_party) */
+    { "party", 15, FT_JSON, 0 },
 };
 
 const struct resource RESOURCE_OFFER = {

@@ -112,6 +112,24 @@ static bool may_see(struct req *r, const char *id)
     return false;
 }
 
+/* GET /v1/participants/{id} by someone who is neither an admin nor {id}: the ministry, or
+ * a participant that shares an allocation with {id} (any market's peers set says so). */
+struct view_job {
+    bool public_view;               /* answer the public view */
+    bool shared;                    /* a peers set holds "<caller>|<id>" */
+    struct fanout fan;
+};
+
+static const struct req_state_type VIEW_JOB = { "participant view", sizeof(struct view_job),
+                                                NULL };
+
+/* What a counterpart or the ministry sees: no webhook URL — null, as every key of an object
+ * is always present (tokens and the webhook secret are never in the record). */
+static void participants_public_view(json_t *p)
+{
+    json_object_set_new(p, "webhook_url", json_null());
+}
+
 static void reply_participant(struct req *r, enum store_status st, redisReply *reply)
 {
     if (reply_store_failed(r, st, reply))
@@ -121,6 +139,8 @@ static void reply_participant(struct req *r, enum store_status st, redisReply *r
         reply_problem(r, 404, NULL, "no such participant");
         return;
     }
+    if (r->state_type == &VIEW_JOB && ((struct view_job *)r->state)->public_view)
+        participants_public_view(p);
     reply_json(r, 200, p);
 }
 
@@ -331,16 +351,61 @@ void participants_me(struct req *r)
     fetch_participant(r, r->who.participant_id);
 }
 
+static void on_peer(struct req *r, size_t market, redisReply *reply)
+{
+    (void)market;
+    struct view_job *j = r->state;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+        j->shared = true;
+}
+
+static void on_peers_done(struct req *r)
+{
+    struct view_job *j = r->state;
+    if (!j->shared) {
+        reply_problem(r, 404, NULL, "no such participant");
+        return;
+    }
+    fetch_participant(r, req_param(r, 0));
+}
+
 void participants_get(struct req *r)
 {
     const char *id = req_param(r, 0);
-    if (!may_see(r, id))
-        return;
     if (strcmp(id, BOOTSTRAP_ID) == 0 && r->who.bootstrap) {
         reply_json(r, 200, bootstrap_json());
         return;
     }
-    fetch_participant(r, id);
+    if (r->who.role == ROLE_ADMIN || strcmp(r->who.participant_id, id) == 0) {
+        fetch_participant(r, id);
+        return;
+    }
+    if (!id_valid(id, "prt_")) {
+        reply_problem(r, 404, NULL, "no such participant");
+        return;
+    }
+    struct view_job *j = req_state(r, &VIEW_JOB);
+    if (!j)
+        return;
+    j->public_view = true;
+    if (r->who.role == ROLE_MINISTRY) {
+        fetch_participant(r, id);
+        return;
+    }
+    /* anyone else: only a counterpart, and to anyone else the participant does not exist */
+    const struct catalog *cat = &r->srv->catalog;
+    char member[2 * ID_MAX_LEN + 2];
+    snprintf(member, sizeof member, "%s|%s", r->who.participant_id, id);
+    fanout_begin(&j->fan, on_peer, on_peers_done);
+    for (size_t i = 0; i < cat->nmarkets; i++) {
+        struct cmd c;
+        cmd_init(&c);
+        cmd_add(&c, "SISMEMBER");
+        store_key(&r->srv->store, &c, KEY_MARKET, cat->markets[i].id, MKEY_PEERS);
+        cmd_add(&c, member);
+        fanout_send(r, &j->fan, i, &c);
+    }
+    fanout_end(r, &j->fan);
 }
 
 void participants_patch(struct req *r)

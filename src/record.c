@@ -228,6 +228,17 @@ static void stored_json(struct buf *out, const struct field *f, const msgpack_ob
         else
             buf_adds(out, "null");
         return;
+    case FT_JSON: {
+        /* the daemon wrote it, but what Redis holds is checked before it becomes JSON out */
+        json_t *j = o && o->type == MSGPACK_OBJECT_STR
+                        ? json_loadb(o->via.str.ptr, o->via.str.size, JSON_REJECT_DUPLICATES, NULL)
+                        : NULL;
+        char *text = json_is_object(j) ? json_dumps(j, JSON_COMPACT) : NULL;
+        buf_adds(out, text ? text : "null");
+        free(text);
+        json_decref(j);
+        return;
+    }
     case FT_STRING_ARRAY:
         if (!o || o->type != MSGPACK_OBJECT_ARRAY) {
             buf_adds(out, "null");
@@ -375,6 +386,12 @@ static int pack_value(msgpack_packer *pk, const struct field *f, const json_t *v
         if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), &ms) != 0)
             return -1;
         return msgpack_pack_int64(pk, ms);
+    }
+    case FT_JSON: {
+        char *text = json_is_object(v) ? json_dumps(v, JSON_COMPACT) : NULL;
+        int rc = text ? pack_string(pk, text) : -1;
+        free(text);
+        return rc;
     }
     case FT_STRING_ARRAY: {
         if (!json_is_array(v) || msgpack_pack_array(pk, json_array_size(v)))

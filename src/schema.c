@@ -90,6 +90,9 @@ static json_t *field_schema(const struct field *f, unsigned view)
         if (f->min)
             json_object_set_new(s, "minLength", json_integer((json_int_t)f->min));
         break;
+    case FT_JSON:
+        s = named ? or_null(ref(named), nullable) : typed("object", nullable);
+        break;
     case FT_STRING_ARRAY:
         s = typed("array", nullable);
         json_object_set_new(s, "items", named ? ref(named) : json_pack("{s:s}", "type", "string"));

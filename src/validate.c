@@ -44,6 +44,7 @@ static const char *type_name(enum ftype t)
     case FT_NUMBER: return "a number";
     case FT_BOOL: return "a boolean";
     case FT_STRING_ARRAY: return "an array of strings";
+    case FT_JSON: return "an object";
     default: return "a string";
     }
 }
@@ -130,6 +131,10 @@ static int validate_value(const json_t *v, const struct field *f, const void *ct
         }
         break;
     }
+    case FT_JSON:           /* the daemon's own: never in a body's table */
+        if (!json_is_object(v))
+            goto wrong_type;
+        break;
     }
     if (f->check) {
         const char *msg = f->check(v, ctx);

@@ -31,6 +31,8 @@ enum ftype {
     FT_ENUM,        /* one of enumtype->values; stored as its index */
     FT_TIME,        /* an RFC 3339 date-time in the API; Unix ms stored */
     FT_STRING_ARRAY,/* an array of strings; min/max bound the item count */
+    FT_JSON,        /* a JSON object the daemon makes (never a client's): stored as its
+                     * compact text, written out as it is when it parses, else null */
 };
 
 enum fflag {

@@ -257,6 +257,7 @@ local function allocate(nid, n, oid, o, q, tier)
   a[A.need_participant_id], a[A.offer_participant_id] = n[N.participant_id], o[O.participant_id]
   a[A.need_region], a[A.offer_region], a[A.urgency] = n[N.region], o[O.region], n[N.urgency]
   a[A.lapse_at] = NOW + lapse_after(n[N.urgency])
+  a[A.need_party], a[A.offer_party] = n[N.party], o[O.party]
   a[A.updated_at] = NOW
   o[O.remaining], o[O.allocated] = o[O.remaining] - q, o[O.allocated] + q
   n[N.remaining], n[N.allocated] = n[N.remaining] - q, n[N.allocated] + q

@@ -81,7 +81,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/me"): Rule(ANY),
     ("POST", "/v1/participants"): Rule(ADMIN, body={"role": "hospital", "name": "matrix",
                                                     "region": "11"}),
-    ("GET", "/v1/participants/{id}"): Rule(ANY, "self", other=403),
+    ("GET", "/v1/participants/{id}"): Rule(ANY, "self", other=404),
     ("PATCH", "/v1/participants/{id}"): Rule(ANY, "self", body={"name": "renamed"}, other=403),
     ("POST", "/v1/participants/{id}/tokens"): Rule(ADMIN, "participant"),
     ("DELETE", "/v1/tokens/{token_id}"): Rule(ANY, "spare_token", other=404),

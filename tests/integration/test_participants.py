@@ -121,11 +121,13 @@ def test_get_self(module_daemon, make_participant):
     assert r.json() == p
 
 
-def test_get_someone_else_is_403(module_daemon, make_participant):
+def test_get_someone_else_is_404(module_daemon, make_participant):
+    """A participant that shares no allocation with another does not learn it exists
+    (test_counterparts.py: one that does gets the public view)."""
     other, _ = make_participant("hospital")
     for role in ("hospital", "manufacturer"):
         _, token = make_participant(role)
-        assert_problem(h.api(module_daemon, token).get(f"/v1/participants/{other['id']}"), 403)
+        assert_problem(h.api(module_daemon, token).get(f"/v1/participants/{other['id']}"), 404)
 
 
 def test_admin_gets_anyone(admin_api, make_participant):
