@@ -62,6 +62,28 @@ static const char *check_webhook_url(const json_t *v, const void *ctx)
     return msg;
 }
 
+static const char *const LANGUAGES[] = { "fr", "en", NULL };
+const struct enumtype ENUM_LANGUAGE = {
+    "Language", "LANGUAGE", LANGUAGES,
+    "The language of what impactd writes to the participant: `fr` (default) or `en`.",
+};
+
+/* contact: whom the other side of an allocation calls or writes to */
+static const struct field FIELDS_CONTACT[] = {
+    { "name", 0, FT_STRING, F_CREATE | F_REQUIRED, 1, 200 },
+    { "email", 0, FT_STRING, F_CREATE | F_REQUIRED, 3, 254, .check = check_email },
+    { "phone", 0, FT_STRING, F_CREATE | F_NULLABLE, 1, 16, .check = check_phone,
+      .doc = "E.164: + then the country code and the number, e.g. +33320445962." },
+};
+
+/* identifiers: a hospital's FINESS, a manufacturer's SIRET */
+static const struct field FIELDS_IDENTIFIERS[] = {
+    { "finess", 0, FT_STRING, F_CREATE | F_NULLABLE, 9, 9, .check = check_finess,
+      .doc = "A health establishment's FINESS number (9 characters)." },
+    { "siret", 0, FT_STRING, F_CREATE | F_NULLABLE, 14, 14, .check = check_siret,
+      .doc = "A company's SIRET number (14 digits, Luhn-checked)." },
+};
+
 /* Kept in the hash prt:{id}, one hash field per stored field (record.h). */
 static const struct field FIELDS_PARTICIPANT[] = {
     { "id", 1, FT_ID, F_OUT, .ref = "prt_", .schema = "ParticipantId" },
@@ -82,6 +104,17 @@ static const struct field FIELDS_PARTICIPANT[] = {
     { "created_at", 10, FT_TIME, F_OUT | F_NULLABLE,
       .doc = "null for the bootstrap admin, which is not stored" },
     { "updated_at", 11, FT_TIME, F_OUT | F_NULLABLE },
+    { "contact", 12, FT_JSON, F_OUT | F_CREATE | F_PATCH | F_NULLABLE,
+      .sub = FIELDS_CONTACT, .nsub = sizeof FIELDS_CONTACT / sizeof FIELDS_CONTACT[0],
+      .doc = "Whom the other side of an allocation calls or writes to; a PATCH replaces it "
+             "whole." },
+    { "language", 13, FT_ENUM, F_OUT | F_CREATE | F_PATCH | F_NULLABLE,
+      .enumtype = &ENUM_LANGUAGE, .dflt = "fr" },
+    { "identifiers", 14, FT_JSON, F_OUT | F_CREATE | F_PATCH | F_NULLABLE,
+      .sub = FIELDS_IDENTIFIERS,
+      .nsub = sizeof FIELDS_IDENTIFIERS / sizeof FIELDS_IDENTIFIERS[0],
+      .doc = "Official numbers: `finess` (hospitals), `siret` (manufacturers); a PATCH "
+             "replaces it whole." },
 };
 
 const struct resource RESOURCE_PARTICIPANT = {
@@ -306,6 +339,8 @@ void participants_create(struct req *r)
         return;
     /* the stored values: the body, with what the server sets */
     json_t *values = json_deep_copy(r->body);
+    if (!json_object_get(values, "language"))
+        json_object_set_new(values, "language", json_string("fr"));
     json_object_set_new(values, "id", json_string(id));
     json_object_set_new(values, "webhook_secret", json_string(secret));
     json_object_set_new(values, "created_at", json_integer(now));

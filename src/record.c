@@ -474,7 +474,8 @@ static json_t *text_to_json(const struct field *f, const char *text)
     case FT_NUMBER:
     case FT_INT:
     case FT_BOOL:
-    case FT_STRING_ARRAY: {
+    case FT_STRING_ARRAY:
+    case FT_JSON: {
         json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
         return v ? v : json_null();
     }

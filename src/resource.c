@@ -16,6 +16,7 @@ static const struct resource *const ALL[] = {
 static const struct enumtype *const ENUMS[] = {
     &ENUM_URGENCY, &ENUM_OFFER_STATUS, &ENUM_NEED_STATUS, &ENUM_ALLOCATION_STATUS,
     &ENUM_DELIVERY_SCOPE, &ENUM_TIER, &ENUM_ROLE, &ENUM_CLOSE_REASON, &ENUM_OVERDUE,
+    &ENUM_LANGUAGE,
 };
 
 const struct resource *const *resource_all(size_t *n)

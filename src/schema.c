@@ -91,7 +91,19 @@ static json_t *field_schema(const struct field *f, unsigned view)
             json_object_set_new(s, "minLength", json_integer((json_int_t)f->min));
         break;
     case FT_JSON:
-        s = named ? or_null(ref(named), nullable) : typed("object", nullable);
+        if (f->sub && !named) {
+            json_t *props = json_object(), *required = json_array();
+            for (size_t i = 0; i < f->nsub; i++) {
+                json_object_set_new(props, f->sub[i].name, field_schema(&f->sub[i], F_CREATE));
+                if (f->sub[i].flags & F_REQUIRED)
+                    json_array_append_new(required, json_string(f->sub[i].name));
+            }
+            s = json_pack("{s:s, s:o, s:o, s:b}", "type", "object", "properties", props,
+                          "required", required, "additionalProperties", 0);
+            s = or_null(s, nullable);
+        } else {
+            s = named ? or_null(ref(named), nullable) : typed("object", nullable);
+        }
         break;
     case FT_STRING_ARRAY:
         s = typed("array", nullable);

@@ -131,10 +131,29 @@ static int validate_value(const json_t *v, const struct field *f, const void *ct
         }
         break;
     }
-    case FT_JSON:           /* the daemon's own: never in a body's table */
+    case FT_JSON: {
         if (!json_is_object(v))
             goto wrong_type;
+        if (!f->sub)
+            break;
+        /* the members, as an object of their own (a PATCH replaces it whole) */
+        json_t *inner = json_array();
+        /* validate_object only reads it; jansson's iterators take no const */
+        json_t *members = (json_t *)(uintptr_t)v;
+        int n = validate_object(members, f->sub, f->nsub, F_CREATE, ctx, inner);
+        size_t i;
+        json_t *e;
+        json_array_foreach(inner, i, e) {
+            char path[128];
+            snprintf(path, sizeof path, "%s.%s", name,
+                     json_string_value(json_object_get(e, "field")));
+            problem_errors_add(errors, path, "%s", json_string_value(json_object_get(e, "message")));
+        }
+        json_decref(inner);
+        if (n)
+            return n;
         break;
+    }
     }
     if (f->check) {
         const char *msg = f->check(v, ctx);

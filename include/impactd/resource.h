@@ -67,6 +67,9 @@ struct field {
     const struct enumtype *enumtype;/* FT_ENUM */
     const char *dflt;               /* FT_ENUM: the value a create body that omits it gets */
     field_check check;              /* run on present, non-null values after the type check */
+    const struct field *sub;        /* FT_JSON from a client: its members' table (F_CREATE),
+                                     * checked as a whole object; faults name "<f>.<member>" */
+    size_t nsub;
     const char *ref;                /* FT_REF, FT_ID: the id prefix, e.g. "prt_" */
     const char *schema;             /* OpenAPI: a named schema to $ref instead of one made here */
     const char *doc;                /* OpenAPI description */
@@ -121,7 +124,7 @@ extern const struct resource RESOURCE_OFFER, RESOURCE_NEED, RESOURCE_ALLOCATION,
     RESOURCE_PARTICIPANT;
 extern const struct enumtype ENUM_URGENCY, ENUM_OFFER_STATUS, ENUM_NEED_STATUS,
     ENUM_ALLOCATION_STATUS, ENUM_DELIVERY_SCOPE, ENUM_TIER, ENUM_ROLE, ENUM_CLOSE_REASON,
-    ENUM_OVERDUE;
+    ENUM_OVERDUE, ENUM_LANGUAGE;
 const struct resource *const *resource_all(size_t *n);
 const struct enumtype *const *resource_enums(size_t *n);
 
