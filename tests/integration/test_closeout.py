@@ -65,7 +65,9 @@ def test_decline_from_confirmed_with_a_reason_goes_back_to_the_need(w):
     assert [x["need_id"] for x in made] == [need["id"]]
     assert all(x["offer_id"] != offer["id"] for x in w.allocations(need_id=need["id"])
                if x["id"] != a["id"])
-    declined = [p for p in messages(w.daemon, hosp, a["id"]) if p["type"] == "allocation.declined"]
+    declined = h.poll_until(   # the notifier writes it just after the answer
+        lambda: [p for p in messages(w.daemon, hosp, a["id"])
+                 if p["type"] == "allocation.declined"] or None, 10, "allocation.declined")
     assert [p["data"]["reason"] for p in declined] == ["quality_hold"]
 
 
@@ -130,8 +132,9 @@ def test_cancel_of_all_a_need_asked_for_cancels_the_need_and_rematches_the_offer
     got = w.allocations(need_id=waiting["id"])
     assert [(x["offer_id"], x["quantity"]) for x in got] == [(offer["id"], 6)]
     assert w.offer(offer["id"])["remaining"] == 4
-    types = [p["type"] for p in messages(w.daemon, m, allocs[0]["id"])]
-    assert "allocation.cancelled" in types
+    h.poll_until(lambda: "allocation.cancelled" in
+                 [p["type"] for p in messages(w.daemon, m, allocs[0]["id"])] or None, 10,
+                 "allocation.cancelled in the manufacturer's inbox")
 
 
 # ------------------------------------------------------------------ receive, ship

@@ -40,10 +40,13 @@ def test_allocations_and_their_notifications_name_both_parties(impactd):
     assert w.allocation(a["id"])["need_party"]["name"] == f"CHU Exemple {tag}"
     m.act_ok(a["id"], "confirm")
     for who in (m, hosp):
-        bodies = [json.loads(i["body"]) for i in wr.inbox(w.daemon, who.token)]
-        about = [b for b in bodies if b["type"].startswith("allocation.") and
-                 b["data"]["id"] == a["id"]]
-        assert {b["type"] for b in about} == {"allocation.proposed", "allocation.confirmed"}
+        def both_messages():       # the notifier writes them just after the answer
+            bodies = [json.loads(i["body"]) for i in wr.inbox(w.daemon, who.token)]
+            about = [b for b in bodies if b["type"].startswith("allocation.") and
+                     b["data"]["id"] == a["id"]]
+            types = {b["type"] for b in about}
+            return about if types == {"allocation.proposed", "allocation.confirmed"} else None
+        about = h.poll_until(both_messages, 10, "allocation.proposed and .confirmed in the inbox")
         for b in about:
             assert b["data"]["need_party"]["participant_id"] == hosp.id
             assert b["data"]["offer_party"]["participant_id"] == m.id
