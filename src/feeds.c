@@ -331,7 +331,7 @@ static void on_version(struct req *r, enum store_status st, redisReply *reply)
 
 /* JSON unless ?format=csv, or an Accept that prefers text/csv; adds a fault when ?format is
  * neither. */
-bool feed_wants_csv(struct req *r, json_t *errors)
+static bool wants_csv(struct req *r, json_t *errors)
 {
     const char *format = req_query(r, "format");
     if (format) {
@@ -345,22 +345,32 @@ bool feed_wants_csv(struct req *r, json_t *errors)
             strcasestr(accept, "text/csv") < strcasestr(accept, "application/json"));
 }
 
-void feeds_stock(struct req *r)
+bool feed_filters_read(struct req *r, json_t *errors, struct feed_filters *out)
 {
     const struct catalog *cat = &r->srv->catalog;
-    json_t *errors = problem_errors_new();
-    const char *region = req_query(r, "region"), *product = req_query(r, "product");
-    if (region && !catalog_region(cat, region))
+    out->region = req_query(r, "region");
+    out->product = req_query(r, "product");
+    if (out->region && !catalog_region(cat, out->region))
         problem_errors_add(errors, "region", "is not a region code of the catalogue");
-    if (product && !catalog_product(cat, product))
+    if (out->product && !catalog_product(cat, out->product))
         problem_errors_add(errors, "product", "is not a product of the catalogue");
-    bool csv = feed_wants_csv(r, errors);
+    out->csv = wants_csv(r, errors);
     if (reply_if_invalid(r, errors))
-        return;
-    if (region && !principal_sees_region(&r->who, region)) {
+        return false;
+    if (out->region && !principal_sees_region(&r->who, out->region)) {
         reply_problem(r, 403, NULL, "this token may not see that region");
-        return;
+        return false;
     }
+    return true;
+}
+
+void feeds_stock(struct req *r)
+{
+    struct feed_filters f;
+    if (!feed_filters_read(r, problem_errors_new(), &f))
+        return;
+    const char *region = f.region, *product = f.product;
+    bool csv = f.csv;
     struct stock_job *j = req_state(r, &STOCK);
     if (!j)
         return;

@@ -247,31 +247,22 @@ void feeds_outcomes(struct req *r)
 {
     const struct catalog *cat = &r->srv->catalog;
     json_t *errors = problem_errors_new();
-    const char *region = req_query(r, "region"), *product = req_query(r, "product");
     const char *since = req_query(r, "since");
     int64_t since_ms = -1;
-    if (region && !catalog_region(cat, region))
-        problem_errors_add(errors, "region", "is not a region code of the catalogue");
-    if (product && !catalog_product(cat, product))
-        problem_errors_add(errors, "product", "is not a product of the catalogue");
     if (since && time_parse_rfc3339(since, &since_ms) != 0)
         problem_errors_add(errors, "since", "must be an RFC 3339 date-time, e.g. "
                                             "2026-03-27T08:00:00Z");
-    bool csv = feed_wants_csv(r, errors);
-    if (reply_if_invalid(r, errors))
+    struct feed_filters f;
+    if (!feed_filters_read(r, errors, &f))
         return;
-    if (region && !principal_sees_region(&r->who, region)) {
-        reply_problem(r, 403, NULL, "this token may not see that region");
-        return;
-    }
     struct outcomes_job *j = req_state(r, &OUTCOMES_JOB);
     if (!j)
         return;
-    j->csv = csv;
-    j->region = region;
-    j->product = product;
+    j->csv = f.csv;
+    j->region = f.region;
+    j->product = f.product;
     j->since_ms = since_ms;
-    const struct product *p = product ? catalog_product(cat, product) : NULL;
+    const struct product *p = f.product ? catalog_product(cat, f.product) : NULL;
     fanout_begin(&j->fan, on_stream, on_streams_done);
     for (size_t i = 0; i < cat->nmarkets; i++) {
         if (p && p->market != i)

@@ -45,8 +45,14 @@ struct feed_body *feed_body_new(struct req *r, bool csv, struct evbuffer *out,
 void feed_body_unref(struct feed_body *b);
 /* Answers with b: 304 when If-None-Match has it, else 200 with the bytes by reference. */
 void feed_body_send(struct req *r, struct feed_body *b);
-/* JSON unless ?format=csv, or an Accept that prefers text/csv; adds a fault when ?format is
- * neither. */
-bool feed_wants_csv(struct req *r, json_t *errors);
+/* The filters every signed feed takes: ?region= (a catalogue code the token may see),
+ * ?product=, and the format (JSON unless ?format=csv, or an Accept that prefers text/csv).
+ * Faults go to errors (which may hold the caller's own already); then answers 422 for any
+ * fault, or 403 for a region outside a regional token's, and returns false. */
+struct feed_filters {
+    const char *region, *product;   /* borrowed from the query; NULL when absent */
+    bool csv;
+};
+bool feed_filters_read(struct req *r, json_t *errors, struct feed_filters *out);
 
 #endif
