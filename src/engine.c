@@ -18,11 +18,13 @@
 #include "impactd/log.h"
 #include "impactd/notify.h"
 #include "impactd/page.h"
+#include "impactd/parties.h"
 #include "impactd/problem.h"
 #include "impactd/reply.h"
 #include "impactd/router.h"
 #include "impactd/server.h"
 #include "impactd/sweeper.h"
+#include "impactd/timeutil.h"
 #include "impactd/validate.h"
 
 #define LIST_BUDGET_FACTOR 8    /* index entries examined per market: limit × this + 64 */
@@ -220,34 +222,26 @@ static void complete_values(struct req *r, const struct resource *res, json_t *v
 
 static void create_send(struct req *r);
 
-/* The poster as the other side of its allocations will see it (Party in the OpenAPI
- * document): from its participant record, read just before the creation. */
-static json_t *party_of(const struct req *r, const redisReply *hash)
+/* The poster's party goes into the body (stored on the new record, copied into each of its
+ * allocations); then the creation. false after answering 500. */
+static bool set_party(struct req *r, json_t *party)
 {
-    json_t *p = json_object();
-    const char *name = store_reply_field(hash, "name");
-    const char *contact = store_reply_field(hash, "contact");
-    json_t *c = contact && *contact ? json_loads(contact, 0, NULL) : NULL;
-    json_object_set_new(p, "participant_id", json_string(r->who.participant_id));
-    json_object_set_new(p, "name", name ? json_string(name) : json_null());
-    json_object_set_new(p, "role", json_string(role_name(r->who.role)));
-    json_object_set_new(p, "contact", json_is_object(c) ? c : json_null());
-    if (!json_is_object(c))
-        json_decref(c);
-    json_object_set_new(p, "site", json_null());
-    return p;
+    if (!party || json_object_set_new(r->body, "party", party) != 0) {
+        reply_problem(r, 500, NULL, "out of memory");
+        return false;
+    }
+    return true;
 }
 
 static void on_poster(struct req *r, enum store_status st, redisReply *reply)
 {
     if (reply_store_failed(r, st, reply))
         return;
-    json_t *party = party_of(r, reply);
-    if (!party || json_object_set_new(r->body, "party", party) != 0) {
-        reply_problem(r, 500, NULL, "out of memory");
-        return;
-    }
-    create_send(r);
+    json_t *party = parties_from_record(r->who.participant_id, role_name(r->who.role), reply);
+    if (party)
+        parties_put(&r->srv->parties, r->who.participant_id, party, time_now_ms());
+    if (set_party(r, party))
+        create_send(r);
 }
 
 void engine_create(struct req *r, const struct item_kind *k)
@@ -268,6 +262,13 @@ void engine_create(struct req *r, const struct item_kind *k)
         return;
     j->status = 201;
     j->kind = k;
+    json_t *known = parties_get(&srv->parties, r->who.participant_id, time_now_ms(),
+                                srv->cfg.auth_cache_ttl_ms);
+    if (known) {        /* posted here recently: no read */
+        if (set_party(r, known))
+            create_send(r);
+        return;
+    }
     struct cmd c;
     cmd_init(&c);
     cmd_add(&c, "HGETALL");

@@ -457,6 +457,7 @@ void participants_patch(struct req *r)
         reply_problem(r, 404, NULL, "no such participant");
         return;
     }
+    parties_forget(&r->srv->parties, id);     /* its next posting reads the record again */
     struct cmd c;
     cmd_init(&c);
     store_key(&r->srv->store, &c, KEY_PARTICIPANT, id);

@@ -120,7 +120,7 @@ int server_init(struct server *srv, char *err, size_t errlen)
         return -1;
     srv->openapi = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    if (!srv->openapi || feeds_init(&srv->feeds) != 0) {
+    if (!srv->openapi || feeds_init(&srv->feeds) != 0 || parties_init(&srv->parties) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -204,6 +204,7 @@ void server_free(struct server *srv)
         event_free(srv->drain_timer);
     metrics_free(&srv->metrics);
     feeds_free(&srv->feeds);
+    parties_free(&srv->parties);
     market_free(srv);
     free(srv->openapi);
     srv->openapi = NULL;

@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "feeds.h"
+#include "parties.h"
 #include "http.h"
 #include "metrics.h"
 #include "notify.h"
@@ -39,6 +40,7 @@ struct server {
     struct webhook webhook;
     struct sweeper sweeper;
     struct feeds feeds;
+    struct parties parties;         /* posters as their counterparts see them (parties.c) */
     struct streams streams;         /* the Server-Sent Events streams open (stream.c) */
     struct market_keys *market_keys;    /* per market (market.c), owned */
     char *openapi;                  /* the OpenAPI document served (schema.c), owned */

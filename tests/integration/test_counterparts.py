@@ -38,6 +38,11 @@ def test_allocations_and_their_notifications_name_both_parties(impactd):
     # a snapshot: renaming the hospital later does not rewrite the allocation
     assert hosp.api.patch(f"/v1/participants/{hosp.id}", json={"name": "renamed"}).status_code == 200
     assert w.allocation(a["id"])["need_party"]["name"] == f"CHU Exemple {tag}"
+    # ... while the next posting, through the same daemon, carries the new name at once
+    # (the daemon forgets the party it had kept for this poster)
+    m.offer(GEL, 1)
+    _, later = hosp.need(GEL, 1, "stat")
+    assert later[0]["need_party"]["name"] == "renamed", later
     m.act_ok(a["id"], "confirm")
     for who in (m, hosp):
         def both_messages():       # the notifier writes them just after the answer
@@ -96,3 +101,21 @@ def test_nothing_of_a_party_leaks_to_anyone_else(impactd):
     for reader in (w.ministry(), w.admin):
         got = reader.get(f"/v1/allocations/{a['id']}")
         assert tag in got.text and got.json()["need_party"]["participant_id"] == hosp.id
+
+
+def test_a_posting_whose_party_cannot_be_read_is_503_and_makes_nothing(impactd, redis_server):
+    """The poster's record is read before its need is made: with Redis asleep behind the
+    timeout, a hospital whose token this daemon verified a moment ago (so only the party
+    read meets Redis) gets 503 with Retry-After, and no need is made."""
+    d = impactd(redis_server, env={"IMPACTD_REDIS_TIMEOUT": "200ms"})
+    w = World(d)
+    hosp = w.hospital("11")
+    assert hosp.api.get("/v1/me").status_code == 200          # the token is now cached
+    sleeper, _ = h.redis_sleep(redis_server, 1.5)
+    h.poll_until(lambda: h.redis_asleep(redis_server), 5, "Redis to be asleep")
+    r = hosp.api.post("/v1/needs", json={"product": GEL, "quantity": 3, "urgency": "stat"})
+    sleeper.join(10)
+    h.assert_problem(r, 503)
+    assert r.headers.get("Retry-After"), r.headers
+    h.poll_until(lambda: h.api(d).get("/readyz", check=False).status_code == 200, 10, "ready")
+    assert [n for n in w.admin.list_all("/v1/needs") if n["participant_id"] == hosp.id] == []
